@@ -1,0 +1,91 @@
+"""Make the verified stack (torch 2.14, mmcv-lite, mmseg 1.2.2) work together.
+
+Imported first by :mod:`iaffinity_plugins`, before anything imports mmseg.
+
+* ``mmcv.ops`` (imported by mmseg) loads the compiled ``mmcv._ext``, which
+  mmcv-lite does not ship. When the real extension is missing we install a stub
+  module whose every attribute is a function raising :class:`MissingMMCVOpError`
+  naming the compiled op, so mmseg imports and only a real call into a compiled
+  op fails, clearly.
+* torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine checkpoints
+  hold a few plain classes (its ``ConfigDict``, numpy scalars and dtypes) that
+  we allow-list with :func:`torch.serialization.add_safe_globals`. We never turn
+  ``weights_only`` off.
+"""
+import importlib.machinery
+import importlib.util
+import sys
+import types
+from typing import Callable, NoReturn
+
+import numpy as np
+import torch
+
+EXT_NAME = 'mmcv._ext'
+
+
+class MissingMMCVOpError(RuntimeError):
+    """A compiled mmcv op was called, but only mmcv-lite is installed."""
+
+
+class _MissingExtModule(types.ModuleType):
+    """Stand-in for ``mmcv._ext``: any attribute is an op that raises."""
+
+    def __getattr__(self, op_name: str) -> Callable[..., NoReturn]:
+        if op_name.startswith('__'):
+            raise AttributeError(op_name)
+
+        def missing_op(*args, **kwargs) -> NoReturn:
+            raise MissingMMCVOpError(
+                f'mmcv compiled op {op_name!r} is not available: mmcv-lite is '
+                'installed without the compiled extension mmcv._ext. Use a '
+                'model without this op, or install a full mmcv build.')
+
+        missing_op.__name__ = op_name
+        return missing_op
+
+
+def install_mmcv_ext_stub() -> bool:
+    """Install the ``mmcv._ext`` stub when the real extension is missing.
+
+    Returns:
+        bool: True when the stub was installed, False when a real extension
+        (or an earlier stub) is already importable.
+    """
+    if EXT_NAME in sys.modules:
+        return False
+    if importlib.util.find_spec('mmcv') is None:
+        raise ImportError('mmcv (mmcv-lite==2.1.0) is required by iaffinity')
+    if importlib.util.find_spec(EXT_NAME) is not None:
+        return False
+    stub = _MissingExtModule(EXT_NAME)
+    # A real spec lets importlib, pkgutil and mmcv's own checks treat the
+    # stub as an ordinary loaded module.
+    stub.__spec__ = importlib.machinery.ModuleSpec(EXT_NAME, loader=None)
+    stub.__file__ = None
+    sys.modules[EXT_NAME] = stub
+    return True
+
+
+def safe_checkpoint_globals() -> list:
+    """Classes that mmengine checkpoints hold besides tensors and builtins."""
+    from mmengine.config import ConfigDict
+    from mmengine.logging import HistoryBuffer
+
+    numpy_dtypes = [type(np.dtype(name)) for name in (
+        'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16',
+        'uint32', 'uint64', 'float16', 'float32', 'float64')]
+    return [
+        ConfigDict, HistoryBuffer, np.dtype, np.ndarray,
+        np._core.multiarray.scalar, np._core.multiarray._reconstruct,
+        *numpy_dtypes
+    ]
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allow-list mmengine's checkpoint content for ``weights_only`` loads."""
+    torch.serialization.add_safe_globals(safe_checkpoint_globals())
+
+
+install_mmcv_ext_stub()
+allow_mmengine_checkpoints()
