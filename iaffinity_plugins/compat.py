@@ -14,6 +14,7 @@ Imported first by :mod:`iaffinity_plugins`, before anything imports mmseg.
 """
 import importlib.machinery
 import importlib.util
+import pickle
 import sys
 import types
 from typing import Callable, NoReturn
@@ -67,6 +68,25 @@ def install_mmcv_ext_stub() -> bool:
     return True
 
 
+def _history_buffer_statistic(owner: type, name: str) -> Callable:
+    """A ``getattr`` restricted to what mmengine checkpoints pickle.
+
+    mmengine's message hub pickles ``HistoryBuffer`` statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. Allow-listing the builtin ``getattr``
+    would let a checkpoint reach any attribute of any allowed object, so the
+    unpickler's ``builtins.getattr`` is mapped to this function instead.
+    """
+    from mmengine.logging import HistoryBuffer
+    if owner is not HistoryBuffer or name not in HISTORY_BUFFER_STATISTICS:
+        raise pickle.UnpicklingError(
+            f'checkpoint asks for getattr({owner!r}, {name!r}), which is not '
+            'allowed with weights_only=True')
+    return getattr(owner, name)
+
+
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
 def safe_checkpoint_globals() -> list:
     """Classes that mmengine checkpoints hold besides tensors and builtins."""
     from mmengine.config import ConfigDict
@@ -78,7 +98,7 @@ def safe_checkpoint_globals() -> list:
     return [
         ConfigDict, HistoryBuffer, np.dtype, np.ndarray,
         np._core.multiarray.scalar, np._core.multiarray._reconstruct,
-        *numpy_dtypes
+        *numpy_dtypes, (_history_buffer_statistic, 'builtins.getattr')
     ]
 
 

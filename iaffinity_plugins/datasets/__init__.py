@@ -1,1 +1,5 @@
 """datasets of iaffinity."""
+from .voc_layout import VOCLayoutDataset  # noqa: F401
+from .voc import PascalVOCWSSSDataset  # noqa: F401
+from .coco import COCO2014WSSSDataset  # noqa: F401
+from .synthetic import SyntheticWSSSDataset, make_synthetic_dataset  # noqa: F401

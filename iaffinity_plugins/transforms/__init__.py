@@ -1,1 +1,4 @@
 """transforms of iaffinity."""
+from .loading import LoadSuperpixels  # noqa: F401
+from .formatting import PackWSSSInputs  # noqa: F401
+from .image_loading import LoadAnnotationsWithCheck, LoadImageWithCheck  # noqa: F401

@@ -1,0 +1,165 @@
+"""Command-line entry points (``tools/train.py``, ``iaffinity-train``).
+
+``train`` is mmseg's ``tools/train.py`` with two additions for EM configs:
+``--cfg-options data_root=PATH`` re-points every data set of the config
+(stages included), and ``--amp`` switches every stage's optimiser wrapper.
+"""
+import argparse
+import os
+import os.path as osp
+from functools import lru_cache, partial
+from typing import Any, Callable, List, Optional
+
+from mmengine.config import Config, DictAction
+
+
+def replace_data_root(node: Any, old: str, new: str) -> Any:
+    """Replace ``old`` by ``new`` in every ``data_root`` value of ``node``.
+
+    mmengine expands ``data_root`` into each data set dict when the config
+    file is read, so overriding the top-level key alone would not reach the
+    data sets of the EM stages.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'data_root' and value == old:
+                node[key] = new
+            else:
+                replace_data_root(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            replace_data_root(value, old, new)
+    return node
+
+
+def enable_amp(node: Any) -> None:
+    """Turn every ``OptimWrapper`` of the config into an ``AmpOptimWrapper``."""
+    if isinstance(node, dict):
+        if node.get('type') == 'OptimWrapper':
+            node.update(type='AmpOptimWrapper', loss_scale='dynamic')
+        for value in node.values():
+            enable_amp(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            enable_amp(value)
+
+
+def fill_num_classes(node: Any, num_classes: Callable[[], int]) -> None:
+    """Set every ``num_classes=None`` of the config from the data.
+
+    iaffinity configs leave ``num_classes`` as None so that one config serves
+    any class list: heads and region classifiers get K (background
+    included), a ``CAMClassifier`` gets K-1 (foreground only).
+
+    Args:
+        node: The config as plain dicts and lists, changed in place.
+        num_classes: Returns K; called only when a None is found.
+    """
+    if isinstance(node, dict):
+        if 'num_classes' in node and node['num_classes'] is None:
+            foreground_only = node.get('type') == 'CAMClassifier'
+            node['num_classes'] = num_classes() - int(foreground_only)
+        for value in node.values():
+            fill_num_classes(value, num_classes)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            fill_num_classes(value, num_classes)
+
+
+def num_classes_of(dataset_cfg: dict) -> int:
+    """K, the class count of a data set config (background included)."""
+    from mmseg.registry import DATASETS
+    return len(DATASETS.build(dataset_cfg).metainfo['classes'])
+
+
+def load_config(config: str, cfg_options: Optional[dict],
+                work_dir: Optional[str], launcher: str) -> Config:
+    """Read a config and apply the command-line overrides."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config} does not exist')
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        old_root = cfg.get('data_root')
+        cfg.merge_from_dict(cfg_options)
+        if 'data_root' in cfg_options and old_root is not None:
+            cfg_dict = cfg.to_dict()
+            replace_data_root(cfg_dict, old_root, cfg_options['data_root'])
+            cfg = Config(cfg_dict, filename=config)
+    if 'train_dataloader' in cfg:
+        cfg_dict = cfg.to_dict()
+        fill_num_classes(cfg_dict, lru_cache(maxsize=1)(
+            partial(num_classes_of, cfg_dict['train_dataloader']['dataset'])))
+        cfg = Config(cfg_dict, filename=config)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def _parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='where to save logs and models')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def train(argv: Optional[List[str]] = None) -> None:
+    """Run a config's training: the whole EM loop for iaffinity configs."""
+    parser = _parser('Train a segmentor (the EM loop for iaffinity configs)')
+    parser.add_argument('--resume', action='store_true',
+                        help='resume: finished EM stages are always skipped '
+                        '(manifest.json); this also resumes plain mmseg runs '
+                        'from their latest checkpoint')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision in every stage')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+
+    import iaffinity_plugins  # noqa: F401  (registers, installs compat)
+    from mmengine.runner import Runner
+    from mmseg.registry import RUNNERS
+
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
+    if args.amp:
+        enable_amp(cfg._cfg_dict)
+    cfg.resume = args.resume
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
+              else Runner.from_cfg(cfg))
+    runner.train()
+
+
+def test(argv: Optional[List[str]] = None) -> None:
+    """Evaluate a checkpoint on the config's test set (mmseg-style)."""
+    parser = _parser('Test (and evaluate) a segmentor checkpoint')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='folder for the predicted label maps')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+
+    import iaffinity_plugins  # noqa: F401
+    from mmengine.runner import Runner
+
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
+    cfg.load_from = args.checkpoint
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    # An EM config's train loop is not needed to test its unary net.
+    for key in ('train_cfg', 'train_dataloader', 'optim_wrapper',
+                'param_scheduler'):
+        cfg.pop(key, None)
+    Runner.from_cfg(cfg).test()
+

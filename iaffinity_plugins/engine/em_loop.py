@@ -1,0 +1,367 @@
+"""``IterativeAffinityLoop``: Algorithm 1 of the paper as an mmengine loop.
+
+Stage order (each stage is skipped when ``manifest.json`` records it done)::
+
+    seeds/cam        train the CAM classifier on image tags
+    seeds/labels     Y_0 = seeds from multi-scale CAMs      -> step_0/seeds
+    for t in 0 .. num_steps-1, on labels Y_t:
+      step_t/unary       train the unary net f_t on Y_t
+      step_t/pairwise    train the pairwise net g_t on Y_t (skipped when
+                         ``pairwise=None``: the "no pairwise" ablation)
+      step_t/refine      alpha_p = G alpha_u (E-step)      -> step_t/refined
+      step_t/confidence  train the region classifier on the refined labels
+      step_t/mine        Y_{t+1} = confident regions       -> step_{t+1}/labels
+      step_t/evaluate    Table-5 metrics and Table-7 energies of the step
+    final/unary      train the unary net on Y_T; evaluated by the val loop
+
+Hooks receive ``after_em_stage(stage=...)`` and ``after_em_step(step=...,
+record=...)`` / ``after_em_run(records=...)`` (custom hook stages, which
+mmengine's ``call_hook`` supports).
+"""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.dist import barrier, is_main_process
+from mmengine.runner import BaseLoop, load_checkpoint
+
+from ..evaluation.energy import propagation_energy
+from ..evaluation.label_metrics import evaluate_label_dir
+from ..labels.label_io import read_label
+from ..labels.mining import mine_labels
+from ..labels.refinement import write_refined_labels
+from ..labels.seeds import write_seeds
+from ..labels.superpixels import SuperpixelCache
+from ..registry import LOOPS, MODELS
+from .manifest import Manifest, config_hash
+from .stage_runner import set_pipeline_option, train_stage
+
+MINING_MODES = ('confidence', 'majority', 'none')
+
+
+@LOOPS.register_module()
+class IterativeAffinityLoop(BaseLoop):
+    """Run seeds -> (unary -> pairwise -> refine -> mine) x T -> final unary.
+
+    Args:
+        runner (Runner): The outer runner; its ``model`` is the unary net
+            that the final stage's weights are loaded into for evaluation.
+        dataloader (DataLoader or dict): Training images with tags (an
+            inference pipeline: no labels needed); labels are written for
+            each of its images.
+        num_steps (int): EM steps T (the paper plateaus after 5).
+        cam (dict): Runner sub-config of the CAM classifier.
+        unary (dict): Runner sub-config of the unary net (any mmseg
+            segmentor as ``model``).
+        pairwise (dict, optional): Runner sub-config of the pairwise net
+            (``SPNRefiner``; its ``model.unary`` is filled in). None skips
+            the pairwise net.
+        confidence (dict, optional): Runner sub-config of the region
+            classifier; required when ``mining['mode'] == 'confidence'``.
+        seeds (dict): Seed rule (``type`` + thresholds) and CAM inference
+            options (``scales``, ``flip``).
+        superpixels (dict): Superpixel ``method`` and its parameters.
+        mining (dict): ``mode`` (one of :data:`MINING_MODES`), ``ratio``,
+            ``threshold``.
+        final_unary (dict, optional): Overrides merged into ``unary`` for the
+            final training (e.g. more iterations).
+        train_final (bool): Train the final unary net on Y_T (and evaluate
+            it with the runner's val loop, when it has one).
+        energy_samples (int): Images (fixed: the first by image id) on which
+            the Table-7 energies are averaged.
+    """
+
+    def __init__(self, runner, dataloader, num_steps: int, cam: dict,
+                 unary: dict, pairwise: Optional[dict] = None,
+                 confidence: Optional[dict] = None,
+                 seeds: Optional[dict] = None,
+                 superpixels: Optional[dict] = None,
+                 mining: Optional[dict] = None,
+                 final_unary: Optional[dict] = None,
+                 train_final: bool = True,
+                 energy_samples: int = 100) -> None:
+        super().__init__(runner, dataloader)
+        mining = dict(mode='confidence', ratio=0.8, threshold=0.7,
+                      **(mining or {}))
+        if mining['mode'] not in MINING_MODES:
+            raise ValueError(f"train_cfg.mining.mode must be one of "
+                             f"{MINING_MODES}, got {mining['mode']!r}")
+        if mining['mode'] == 'confidence' and confidence is None:
+            raise ValueError("train_cfg.confidence is required when "
+                             "train_cfg.mining.mode == 'confidence'")
+        if num_steps < 0:
+            raise ValueError(f'train_cfg.num_steps must be >= 0, got '
+                             f'{num_steps}')
+        self.num_steps = num_steps
+        self.stage_cfgs = dict(cam=cam, unary=unary, pairwise=pairwise,
+                               confidence=confidence)
+        self.final_unary = final_unary or {}
+        self.train_final = train_final
+        self.seeds = dict(type='threshold', **(seeds or {}))
+        self.superpixels = dict(method='felzenszwalb', **(superpixels or {}))
+        self.mining = mining
+        self.energy_samples = energy_samples
+        self.work_dir = runner.work_dir
+        self.manifest = Manifest(osp.join(self.work_dir, 'manifest.json'))
+        self.records: List[dict] = []
+        self._iter = 0
+        # Each stage's hash includes the previous one's, so a change
+        # upstream is detected at every finished stage after it.
+        self._previous_hash = ''
+
+
+    # mmengine's Runner and hooks read ``iter``/``max_iters`` of the train
+    # loop: here one "iteration" is one stage.
+    @property
+    def iter(self) -> int:
+        return self._iter
+
+    @property
+    def max_iters(self) -> int:
+        return len(self.stage_names())
+
+    @property
+    def dataset(self):
+        return self.dataloader.dataset
+
+    def stage_names(self) -> List[str]:
+        """Every stage of the run, in order."""
+        names = ['seeds/cam', 'seeds/labels']
+        for step in range(self.num_steps):
+            names += [f'step_{step}/{stage}' for stage in (
+                'unary', 'pairwise', 'refine', 'confidence', 'mine',
+                'evaluate')]
+        if self.train_final:
+            names.append('final/unary')
+        return names
+
+    def labels_dir(self, step: int) -> str:
+        """The label folder Y_step (seeds for step 0)."""
+        name = 'seeds' if step == 0 else 'labels'
+        return osp.join(self.work_dir, f'step_{step}', name)
+
+    def run(self) -> torch.nn.Module:
+        self.runner.call_hook('before_train')
+        self._run_stage('seeds/cam', self.stage_cfgs['cam'], self._train_cam)
+        self._run_stage('seeds/labels', self.seeds, self._write_seeds)
+        final = None
+        for step in range(self.num_steps):
+            self._run_step(step)
+        if self.train_final:
+            final_cfg = copy.deepcopy(self.stage_cfgs['unary'])
+            final_cfg.update(copy.deepcopy(self.final_unary))
+            weights = self._run_stage(
+                'final/unary', final_cfg,
+                lambda: dict(weights=train_stage(
+                    final_cfg, self.runner.cfg,
+                    osp.join(self.work_dir, 'final', 'unary'),
+                    'final/unary', self.labels_dir(self.num_steps))))
+            load_checkpoint(self.runner.model, weights['weights'],
+                            map_location='cpu', strict=True)
+            if self.runner.val_loop is not None:
+                final = self.runner.val_loop.run()
+        self.runner.call_hook('after_em_run', records=self.records,
+                              final=final)
+        self.runner.call_hook('after_train')
+        return self.runner.model
+
+    def _run_step(self, step: int) -> None:
+        """One EM step on labels Y_step."""
+        prefix = osp.join(self.work_dir, f'step_{step}')
+        labels = self.labels_dir(step)
+        unary = self._run_stage(
+            f'step_{step}/unary', [self.stage_cfgs['unary'], labels],
+            lambda: dict(weights=train_stage(
+                self.stage_cfgs['unary'], self.runner.cfg,
+                osp.join(prefix, 'unary'), f'step_{step}/unary', labels)))
+        pairwise_cfg = self._pairwise_cfg(unary['weights'])
+        pairwise = self._run_stage(
+            f'step_{step}/pairwise', [pairwise_cfg, labels],
+            lambda: dict(weights=None if pairwise_cfg is None else
+                         train_stage(pairwise_cfg, self.runner.cfg,
+                                     osp.join(prefix, 'pairwise'),
+                                     f'step_{step}/pairwise', labels)))
+        self._run_stage(
+            f'step_{step}/refine', [unary, pairwise],
+            lambda: self._refine(unary['weights'], pairwise_cfg,
+                                 pairwise['weights'], prefix))
+        refined = osp.join(prefix, 'refined')
+        use_confidence = self.mining['mode'] == 'confidence'
+        confidence = self._run_stage(
+            f'step_{step}/confidence',
+            [self.stage_cfgs['confidence'] if use_confidence else None,
+             self.superpixels, refined],
+            lambda: dict(weights=self._train_confidence(step, refined)
+                         if use_confidence else None))
+        self._run_stage(
+            f'step_{step}/mine', [self.mining, confidence],
+            lambda: self._mine(confidence['weights'], refined,
+                               self.labels_dir(step + 1)))
+        record = self._run_stage(
+            f'step_{step}/evaluate', [self.energy_samples],
+            lambda: self._evaluate_step(step, pairwise_cfg,
+                                        pairwise['weights']))
+        self.records.append(record)
+        self.runner.call_hook('after_em_step', step=step, record=record)
+
+    def _run_stage(self, name: str, stage_cfg, work) -> dict:
+        """Run ``work()`` unless the manifest says ``name`` is done.
+
+        Returns:
+            dict: The stage's outputs (from the manifest when skipped).
+        """
+        stage_hash = config_hash(stage_cfg, self._previous_hash)
+        self._previous_hash = stage_hash
+        if self.manifest.is_done(name, stage_hash):
+            self.runner.logger.info(f'[iaffinity] {name}: done, skipped')
+            outputs = self.manifest.record(name)['outputs']
+        else:
+            self.runner.logger.info(f'[iaffinity] {name}: running')
+            if is_main_process():
+                self.manifest.mark_running(name, stage_hash)
+            outputs = work() or {}
+            # Every rank must have finished writing before rank 0 marks the
+            # stage done: a killed run must never see half a stage as done.
+            barrier()
+            if is_main_process():
+                self.manifest.mark_done(name, stage_hash, outputs=outputs)
+        self._iter += 1
+        self.runner.call_hook('after_em_stage', stage=name, outputs=outputs)
+        return outputs
+
+    # ----------------------------------------------------------------- seeds
+    def _train_cam(self) -> dict:
+        return dict(weights=train_stage(
+            self.stage_cfgs['cam'], self.runner.cfg,
+            osp.join(self.work_dir, 'step_0', 'cam'), 'seeds/cam',
+            label_dir=None))
+
+    def _write_seeds(self) -> dict:
+        cam_weights = self.manifest.record('seeds/cam')['outputs']['weights']
+        model = self._load_model(self.stage_cfgs['cam']['model'],
+                                 cam_weights)
+        seed_cfg = {key: value for key, value in self.seeds.items()
+                    if key not in ('scales', 'flip')}
+        cam_options = {key: self.seeds[key] for key in ('scales', 'flip')
+                       if key in self.seeds}
+        summary = write_seeds(model, self.dataset, self.labels_dir(0),
+                              seed_cfg, **cam_options)
+        return dict(summary=summary)
+
+    # ------------------------------------------------------ pairwise / refine
+    def _pairwise_cfg(self, unary_weights: str) -> Optional[dict]:
+        """The pairwise runner config with the trained unary net filled in."""
+        if self.stage_cfgs['pairwise'] is None:
+            return None
+        cfg = copy.deepcopy(self.stage_cfgs['pairwise'])
+        cfg['model']['unary'] = copy.deepcopy(
+            self.stage_cfgs['unary']['model'])
+        cfg['model']['unary_checkpoint'] = unary_weights
+        self._set_superpixels(cfg)
+        return cfg
+
+    def _refine(self, unary_weights: str, pairwise_cfg: Optional[dict],
+                pairwise_weights: Optional[str], prefix: str) -> dict:
+        unary = self._load_model(self.stage_cfgs['unary']['model'],
+                                 unary_weights)
+        refiner = None if pairwise_cfg is None else self._load_model(
+            pairwise_cfg['model'], pairwise_weights)
+        summary = write_refined_labels(unary, refiner, self.dataset,
+                                       osp.join(prefix, 'refined'),
+                                       osp.join(prefix, 'unary_labels'))
+        return dict(summary=summary)
+
+    # ---------------------------------------------------------------- mining
+    def _superpixel_cache(self) -> SuperpixelCache:
+        return SuperpixelCache(osp.join(self.work_dir, 'superpixels'),
+                               **self.superpixels)
+
+    def _set_superpixels(self, stage_cfg: dict) -> None:
+        """Point the stage's ``LoadSuperpixels`` at the run's cache."""
+        set_pipeline_option(stage_cfg['train_dataloader']['dataset'],
+                            'LoadSuperpixels',
+                            cache_dir=osp.join(self.work_dir, 'superpixels'),
+                            **self.superpixels)
+
+    def _train_confidence(self, step: int, refined: str) -> str:
+        cfg = copy.deepcopy(self.stage_cfgs['confidence'])
+        self._set_superpixels(cfg)
+        return train_stage(cfg, self.runner.cfg,
+                           osp.join(self.work_dir, f'step_{step}',
+                                    'confidence'),
+                           f'step_{step}/confidence', refined)
+
+    def _mine(self, confidence_weights: Optional[str], refined: str,
+              out_dir: str) -> dict:
+        model = None if confidence_weights is None else self._load_model(
+            self.stage_cfgs['confidence']['model'], confidence_weights)
+        summary = mine_labels(model, self.dataset, refined, out_dir,
+                              self._superpixel_cache(),
+                              ratio=self.mining['ratio'],
+                              threshold=self.mining['threshold'],
+                              mode=self.mining['mode'])
+        if summary.get('empty_images'):
+            self.runner.logger.warning(
+                f"[iaffinity] mining left {summary['empty_images']} images "
+                f'without any confident region in {out_dir}')
+        return dict(summary=summary)
+
+    # ------------------------------------------------------------ evaluation
+    def _evaluate_step(self, step: int, pairwise_cfg: Optional[dict],
+                       pairwise_weights: Optional[str]) -> dict:
+        """Table-5 metrics of the step's label maps, Table-7 energies."""
+        prefix = osp.join(self.work_dir, f'step_{step}')
+        quality = {
+            name: self._label_quality(path) for name, path in (
+                ('seeds', self.labels_dir(0)),
+                ('unary', osp.join(prefix, 'unary_labels')),
+                ('refined', osp.join(prefix, 'refined')),
+                ('mined', self.labels_dir(step + 1)))
+        }
+        energies = dict(energy_refined=None, energy_mined=None)
+        if pairwise_cfg is not None:
+            refiner = self._load_model(pairwise_cfg['model'],
+                                       pairwise_weights)
+            energies = dict(
+                energy_refined=self._mean_energy(
+                    refiner, osp.join(prefix, 'refined')),
+                energy_mined=self._mean_energy(refiner,
+                                               self.labels_dir(step + 1)))
+        return dict(step=step + 1, quality=quality, **energies)
+
+    def _label_quality(self, label_dir: str) -> Optional[dict]:
+        """mIoU/precision/labelled fraction, None without ground truth."""
+        has_gt = any(self.dataset.get_data_info(i).get('gt_seg_map_path')
+                     for i in range(len(self.dataset)))
+        if not has_gt:
+            return None
+        return evaluate_label_dir(label_dir, self.dataset)
+
+    @torch.no_grad()
+    def _mean_energy(self, refiner, label_dir: str) -> float:
+        """Mean J = <a, a - G a> over a fixed sample of training images."""
+        num_classes = len(self.dataset.metainfo['classes'])
+        order = sorted(range(len(self.dataset)),
+                       key=lambda i: self.dataset.get_data_info(i)['img_id'])
+        energies = []
+        for index in order[:self.energy_samples]:
+            item = self.dataset.prepare_data(index)
+            img_id = self.dataset.get_data_info(index)['img_id']
+            batch = refiner.data_preprocessor(
+                dict(inputs=[item['inputs']],
+                     data_samples=[item['data_samples']]), False)
+            labels = torch.from_numpy(
+                read_label(osp.join(label_dir, f'{img_id}.png'))).long()
+            energies.append(propagation_energy(
+                refiner, batch['inputs'], labels[None], num_classes))
+        return float(torch.cat(energies).mean()) if energies else None
+
+    # ----------------------------------------------------------------- utils
+    def _load_model(self, model_cfg: dict,
+                    weights: str) -> torch.nn.Module:
+        """Build a model from its config and load a stage's final weights."""
+        model = MODELS.build(copy.deepcopy(model_cfg))
+        load_checkpoint(model, weights, map_location='cpu', strict=True)
+        device = next(self.runner.model.parameters()).device
+        return model.to(device).eval()

@@ -1,0 +1,161 @@
+"""The per-step report of an EM run (the paper's Tables 5 and 7, Fig. 6).
+
+``report.json`` schema (stable; mIoU etc. in percent on the training images
+with ground truth, ``null`` where a stage is switched off or no ground truth
+exists)::
+
+    {"seeds": {"miou", "precision", "labelled_fraction"},
+     "steps": [{"step", "unary_miou", "refined_miou", "mined_miou",
+                "mined_precision", "mined_labelled_fraction",
+                "energy_refined", "energy_mined"}],
+     "final": {"miou"}}
+"""
+import csv
+import io
+import json
+import os.path as osp
+from typing import List, Optional, Sequence
+
+from ..labels.label_io import atomic_write_bytes, read_label, voc_palette
+
+STEP_COLUMNS = ('step', 'unary_miou', 'refined_miou', 'mined_miou',
+                'mined_precision', 'mined_labelled_fraction',
+                'energy_refined', 'energy_mined')
+
+
+def _metric(quality: Optional[dict], key: str) -> Optional[float]:
+    return None if quality is None else quality[key]
+
+
+def build_report(records: Sequence[dict],
+                 final: Optional[dict] = None) -> dict:
+    """The report dict from the EM loop's step records and val metrics.
+
+    Args:
+        records: One record per step, as written by the loop's evaluate
+            stage: ``step``, ``quality`` (label quality per label map name:
+            seeds, unary, refined, mined) and the two energies.
+        final: The val loop's metrics (``mIoU``) of the final unary net.
+    """
+    seeds = records[0]['quality']['seeds'] if records else None
+    steps = []
+    for record in records:
+        quality = record['quality']
+        steps.append(dict(
+            step=record['step'],
+            unary_miou=_metric(quality['unary'], 'miou'),
+            refined_miou=_metric(quality['refined'], 'miou'),
+            mined_miou=_metric(quality['mined'], 'miou'),
+            mined_precision=_metric(quality['mined'], 'precision'),
+            mined_labelled_fraction=_metric(quality['mined'],
+                                            'labelled_fraction'),
+            energy_refined=record['energy_refined'],
+            energy_mined=record['energy_mined']))
+    return dict(
+        seeds={key: _metric(seeds, key)
+               for key in ('miou', 'precision', 'labelled_fraction')},
+        steps=steps,
+        final=dict(miou=None if not final else final.get('mIoU')))
+
+
+def _format(value) -> str:
+    if value is None:
+        return '-'
+    return f'{value:.2f}' if isinstance(value, float) else str(value)
+
+
+def report_markdown(report: dict) -> str:
+    """Table-5-style markdown of :func:`build_report`'s dict."""
+    seeds = report['seeds']
+    lines = [
+        '# EM run report', '',
+        f"Seeds: mIoU {_format(seeds['miou'])}, precision "
+        f"{_format(seeds['precision'])}, labelled "
+        f"{_format(seeds['labelled_fraction'])} %", '',
+        '| ' + ' | '.join(STEP_COLUMNS) + ' |',
+        '|' + ' --- |' * len(STEP_COLUMNS)
+    ]
+    for step in report['steps']:
+        lines.append('| ' + ' | '.join(_format(step[key])
+                                       for key in STEP_COLUMNS) + ' |')
+    lines += ['', f"Final unary net, val mIoU: "
+              f"{_format(report['final']['miou'])}", '']
+    return '\n'.join(lines)
+
+
+def write_report(report: dict, out_dir: str) -> None:
+    """Write ``report.json``, ``report.csv`` and ``report.md`` atomically."""
+    atomic_write_bytes(osp.join(out_dir, 'report.json'),
+                       json.dumps(report, indent=2).encode())
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=STEP_COLUMNS)
+    writer.writeheader()
+    writer.writerows(report['steps'])
+    atomic_write_bytes(osp.join(out_dir, 'report.csv'),
+                       table.getvalue().encode())
+    atomic_write_bytes(osp.join(out_dir, 'report.md'),
+                       report_markdown(report).encode())
+
+
+def _save_figure(figure, path: str) -> None:
+    import matplotlib.pyplot as plt
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_miou(report: dict, path: str) -> None:
+    """mIoU per step of the unary, refined and mined labels (PNG)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, axis = plt.subplots(figsize=(6, 4))
+    steps = [step['step'] for step in report['steps']]
+    for key, label in (('unary_miou', 'unary'), ('refined_miou', 'refined'),
+                       ('mined_miou', 'mined'),
+                       ('mined_precision', 'mined precision')):
+        values = [step[key] for step in report['steps']]
+        if steps and all(value is not None for value in values):
+            axis.plot(steps, values, marker='o', label=label)
+    if report['seeds']['miou'] is not None:
+        axis.axhline(report['seeds']['miou'], color='grey', linestyle='--',
+                     label='seeds')
+    axis.set_xlabel('EM step')
+    axis.set_ylabel('mIoU on training images (%)')
+    axis.legend()
+    axis.grid(alpha=0.3)
+    _save_figure(figure, path)
+
+
+def plot_label_grid(image_paths: List[str], columns: List[tuple],
+                    path: str) -> None:
+    """A grid like the paper's Fig. 6: one row per image.
+
+    Args:
+        image_paths: RGB images, one per row.
+        columns: ``(title, [label PNG path or None per row])`` per column;
+            a missing file is drawn empty.
+        path: Output PNG.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    palette = voc_palette(256)
+    rows, cols = len(image_paths), len(columns) + 1
+    figure, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows),
+                                squeeze=False)
+    for row, image_path in enumerate(image_paths):
+        axes[row, 0].imshow(Image.open(image_path).convert('RGB'))
+        for col, (title, label_paths) in enumerate(columns, start=1):
+            label_path = label_paths[row]
+            if label_path is not None and osp.exists(label_path):
+                axes[row, col].imshow(palette[read_label(label_path)])
+            if row == 0:
+                axes[row, col].set_title(title, fontsize=7)
+    axes[0, 0].set_title('image', fontsize=7)
+    for axis in axes.flat:
+        axis.axis('off')
+    _save_figure(figure, path)
+

@@ -1,0 +1,71 @@
+"""``EMReportHook``: writes the run report after every EM step."""
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.dist import master_only
+from mmengine.hooks import Hook
+
+from ..registry import HOOKS
+from .report import build_report, plot_label_grid, plot_miou, write_report
+
+
+@HOOKS.register_module()
+class EMReportHook(Hook):
+    """Report files, a mIoU plot and a visual grid of an EM run.
+
+    Fires on the custom hook stages of ``IterativeAffinityLoop``
+    (``after_em_step``, ``after_em_run``), so a killed run still leaves the
+    report of every finished step.
+
+    Args:
+        num_grid_images (int): Rows of the visual grid (the first training
+            images by id).
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, num_grid_images: int = 4) -> None:
+        self.num_grid_images = num_grid_images
+
+    @master_only
+    def after_em_step(self, runner, step: int, record: dict) -> None:
+        self._write(runner, runner.train_loop.records, final=None)
+
+    @master_only
+    def after_em_run(self, runner, records: List[dict],
+                     final: Optional[dict]) -> None:
+        self._write(runner, records, final)
+        self._write_grid(runner, len(records))
+
+    def _write(self, runner, records: List[dict],
+               final: Optional[dict]) -> None:
+        report = build_report(records, final)
+        write_report(report, runner.work_dir)
+        plot_miou(report, osp.join(runner.work_dir, 'report_miou.png'))
+
+    def _write_grid(self, runner, num_steps: int) -> None:
+        loop = runner.train_loop
+        dataset = loop.dataset
+        infos = sorted((dataset.get_data_info(i) for i in range(len(dataset))),
+                       key=lambda info: info['img_id'])[:self.num_grid_images]
+        if not infos:
+            return
+
+        def label_paths(folder: str) -> list:
+            return [osp.join(folder, info['img_id'] + '.png')
+                    for info in infos]
+
+        columns = [('seeds', label_paths(loop.labels_dir(0)))]
+        for step in range(num_steps):
+            prefix = osp.join(runner.work_dir, f'step_{step}')
+            columns += [
+                (f'unary {step + 1}',
+                 label_paths(osp.join(prefix, 'unary_labels'))),
+                (f'refined {step + 1}',
+                 label_paths(osp.join(prefix, 'refined'))),
+                (f'mined {step + 1}', label_paths(loop.labels_dir(step + 1))),
+            ]
+        columns.append(('ground truth',
+                        [info.get('gt_seg_map_path') for info in infos]))
+        plot_label_grid([info['img_path'] for info in infos], columns,
+                        osp.join(runner.work_dir, 'report_grid.png'))

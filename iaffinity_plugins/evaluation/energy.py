@@ -1,0 +1,70 @@
+"""The energy J(alpha) = <alpha, alpha - G alpha> of a label map (eq. (1)-(3)).
+
+With G = I - L the learned affinity transformation (the pairwise network's
+propagation), J = alpha^T L alpha is low when pixels that the affinity links
+carry the same label. The paper uses it to check that mining confident
+regions lowers the energy (Table 7).
+
+Shape shorthand: N batch, K classes (background included), H x W image.
+"""
+import torch
+from torch import Tensor
+
+IGNORE_INDEX = 255
+
+
+def one_hot_labels(labels: Tensor, num_classes: int) -> Tensor:
+    """One-hot class maps of a label map; unknown pixels are all-zero.
+
+    Args:
+        labels (Tensor): (N, H, W) integer labels in [0, K) or 255.
+        num_classes (int): K.
+
+    Returns:
+        Tensor: (N, K, H, W) float32.
+    """
+    if labels.dim() != 3 or labels.dtype.is_floating_point:
+        raise ValueError('labels must be an integer (N, H, W) map, got '
+                         f'{labels.dtype} {tuple(labels.shape)}')
+    labels = labels.long()
+    known = labels != IGNORE_INDEX
+    bad = known & ((labels < 0) | (labels >= num_classes))
+    if bad.any():
+        raise ValueError(f'labels hold values outside [0, {num_classes}) '
+                         f'and {IGNORE_INDEX}: {labels[bad].unique().tolist()}')
+    # Unknown pixels go to an extra class that is then dropped, so they carry
+    # no label mass at all (the zero vector) instead of a fake class.
+    onehot = torch.nn.functional.one_hot(
+        torch.where(known, labels, num_classes), num_classes + 1)
+    return onehot[..., :num_classes].permute(0, 3, 1, 2).float()
+
+
+@torch.no_grad()
+def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
+                       num_classes: int) -> Tensor:
+    """Per-image energy J = <a, a - G a> / (number of labelled pixels).
+
+    ``a`` is the one-hot label map (unknown pixels = zero vector) and ``G a``
+    comes from ``refiner.apply_affinity(inputs, a)``, so G is never formed as
+    an (HW x HW) matrix. Dividing by the labelled pixel count makes images
+    of different sizes and label coverage comparable (a fully labelled image
+    under G = 0 has J = 1); an image without labelled pixels gets J = 0.
+
+    Args:
+        refiner: a model with ``apply_affinity(inputs, a) -> (N, K, H, W)``,
+            e.g. :class:`~iaffinity_plugins.models.segmentors.SPNRefiner`.
+        inputs (Tensor): (N, 3, H, W) normalised images.
+        labels (Tensor): (N, H, W) integer labels, 255 = unknown.
+        num_classes (int): K.
+
+    Returns:
+        Tensor: (N,) float32 energies.
+    """
+    a = one_hot_labels(labels, num_classes).to(inputs.device)
+    if a.shape[-2:] != inputs.shape[-2:]:
+        raise ValueError(f'labels {tuple(labels.shape)} and inputs '
+                         f'{tuple(inputs.shape)} differ in size')
+    propagated = refiner.apply_affinity(inputs, a)
+    energy = (a * (a - propagated)).sum((1, 2, 3))
+    labelled = a.sum((1, 2, 3))
+    return energy / labelled.clamp_min(1)

@@ -1,0 +1,287 @@
+"""Mining confident regions (paper Sec. 3.3).
+
+1. Proposal: a superpixel takes class c when more than 80 % of its pixels are
+   c in the current labels, else it is unknown (:func:`superpixel_majority`,
+   the ``'majority'`` miner).
+2. Confidence: a region classifier re-scores every proposed region; a region
+   is kept when its probability of the proposed class is > 0.7
+   (:func:`mine_confident_regions`).
+
+:func:`mine_labels` runs both over a data set and writes the next label
+folder. Shapes: H x W image size, R regions (superpixels), K classes
+including background (index 0). Labels are uint8 with 255 = unknown.
+"""
+import os
+import os.path as osp
+from typing import Any, Dict, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
+                                               check_label_values, read_label,
+                                               write_label)
+from iaffinity_plugins.plugins import hookimpl
+
+MINING_MODES = ('confidence', 'majority', 'none')
+
+
+def region_majority(labels: torch.Tensor,
+                    superpixels: torch.Tensor,
+                    ratio: float = 0.8) -> torch.Tensor:
+    """Class of every superpixel by the majority rule, or 255.
+
+    A superpixel takes class c when MORE than ``ratio`` of all its pixels
+    are c; pixels labelled 255 count in the denominator, so a half-unknown
+    superpixel is never labelled. Vectorised with one ``bincount`` over
+    ``superpixel * (K + 1) + class``. This is the one implementation of the
+    rule, shared by the miner and the region classifier's training labels.
+
+    Args:
+        labels (Tensor): Labels of any shape (e.g. (H, W)), integer values
+            in ``[0, K)`` or 255.
+        superpixels (Tensor): Superpixel ids, same shape; negative ids (the
+            padding of a batch) are ignored.
+        ratio (float): Fraction of the superpixel a class must exceed.
+
+    Returns:
+        Tensor: (R,) int64 class per superpixel id ``0 .. R-1`` (R = max id
+        + 1), 255 for unlabelled and absent ids.
+    """
+    if labels.shape != superpixels.shape:
+        raise ValueError(f'labels {tuple(labels.shape)} and superpixels '
+                         f'{tuple(superpixels.shape)} differ in shape')
+    valid = superpixels >= 0
+    ids = superpixels[valid].long()
+    classes = labels[valid].long()
+    num_regions = int(ids.max()) + 1 if ids.numel() else 0
+    known = classes != IGNORE_INDEX
+    num_classes = int(classes[known].max()) + 1 if known.any() else 1
+    # Unknown pixels go to an extra last bin so they count in the total.
+    classes = torch.where(known, classes, num_classes)
+    counts = torch.bincount(ids * (num_classes + 1) + classes,
+                            minlength=num_regions * (num_classes + 1))
+    counts = counts.view(num_regions, num_classes + 1)
+    totals = counts.sum(1).clamp(min=1)
+    # A division, not `count > ratio * total`: a fraction equal to `ratio`
+    # rounds to the same double as `ratio` itself, so "exactly 80 %" is
+    # reliably not kept.
+    fractions = counts[:, :num_classes].double() / totals[:, None].double()
+    best_fraction, best_class = fractions.max(1)
+    return torch.where(best_fraction > ratio, best_class, IGNORE_INDEX)
+
+
+def superpixel_majority(labels: np.ndarray,
+                        superpixels: np.ndarray,
+                        ratio: float = 0.8) -> np.ndarray:
+    """Region proposal: each superpixel labelled by the majority rule.
+
+    Args:
+        labels (np.ndarray): (H, W) uint8 labels, 255 = unknown.
+        superpixels (np.ndarray): (H, W) integer superpixel ids >= 0.
+        ratio (float): See :func:`region_majority`.
+
+    Returns:
+        np.ndarray: (H, W) uint8, constant on each superpixel.
+    """
+    superpixels = np.asarray(superpixels, dtype=np.int64)
+    region_class = region_majority(torch.from_numpy(labels.astype(np.int64)),
+                                   torch.from_numpy(superpixels), ratio)
+    return region_class.numpy().astype(np.uint8)[superpixels]
+
+
+@hookimpl
+def iaffinity_miners() -> Dict[str, Any]:
+    """Built-in region proposal rules."""
+    return {'majority': superpixel_majority}
+
+
+def labelled_regions(proposal: np.ndarray,
+                     superpixels: np.ndarray) -> tuple:
+    """Ids and classes of the superpixels a proposal labels.
+
+    Args:
+        proposal (np.ndarray): (H, W) uint8, constant on each superpixel.
+        superpixels (np.ndarray): (H, W) integer superpixel ids >= 0.
+
+    Returns:
+        tuple: ``(ids, classes)``, both (R',) int64, ids ascending.
+    """
+    superpixels = np.asarray(superpixels, dtype=np.int64)
+    region_class = np.full(int(superpixels.max()) + 1, IGNORE_INDEX,
+                           dtype=np.int64)
+    region_class[superpixels] = proposal
+    # One gather checks the whole contract (one class per superpixel).
+    if not np.array_equal(region_class[superpixels], proposal):
+        raise ValueError('the proposal is not constant on each superpixel; '
+                         'make it with superpixel_majority first')
+    ids = np.flatnonzero(region_class != IGNORE_INDEX)
+    return ids, region_class[ids]
+
+
+def mine_confident_regions(proposal: np.ndarray,
+                           superpixels: np.ndarray,
+                           region_probs: Union[np.ndarray, torch.Tensor],
+                           threshold: float = 0.7) -> np.ndarray:
+    """Keep the proposed regions the classifier confirms (paper Sec. 3.3).
+
+    Args:
+        proposal (np.ndarray): (H, W) uint8 region proposal (constant on each
+            superpixel, 255 = unknown).
+        superpixels (np.ndarray): (H, W) integer superpixel ids >= 0.
+        region_probs (np.ndarray | Tensor): (R', K) class probabilities of the
+            labelled regions, in the order of :func:`labelled_regions`
+            (ascending superpixel id).
+        threshold (float): A region is kept when the probability of its
+            proposed class is > threshold.
+
+    Returns:
+        np.ndarray: (H, W) uint8 mined labels, 255 elsewhere.
+    """
+    ids, classes = labelled_regions(proposal, superpixels)
+    probs = torch.as_tensor(region_probs).detach().cpu().numpy()
+    if probs.shape[0] != len(ids):
+        raise ValueError(f'region_probs has {probs.shape[0]} rows but the '
+                         f'proposal labels {len(ids)} regions')
+    keep = probs[np.arange(len(ids)), classes] > threshold
+    region_class = np.full(int(superpixels.max()) + 1, IGNORE_INDEX,
+                           dtype=np.uint8)
+    region_class[ids[keep]] = classes[keep]
+    return region_class[superpixels]
+
+
+def allowed_classes(tags: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+    """Background plus the image's tagged foreground classes.
+
+    Args:
+        tags (np.ndarray | Tensor): (K-1,) multi-hot foreground tags.
+
+    Returns:
+        np.ndarray: (K,) bool.
+    """
+    tags = torch.as_tensor(tags).detach().cpu().numpy()
+    return np.concatenate([[True], tags.reshape(-1) > 0])
+
+
+@torch.no_grad()
+def region_probabilities(model: torch.nn.Module, item: dict,
+                         superpixels: np.ndarray, region_ids: np.ndarray,
+                         allowed: np.ndarray) -> torch.Tensor:
+    """Classifier probabilities of some regions of one data set item.
+
+    Args:
+        model (RegionClassifier): The trained region classifier.
+        item (dict): A data set item (``inputs`` (3, H, W), ``data_samples``).
+        superpixels (np.ndarray): (H, W) superpixel ids.
+        region_ids (np.ndarray): (R',) ids to score.
+        allowed (np.ndarray): (K,) bool; other classes get probability 0.
+
+    Returns:
+        Tensor: (R', K) probabilities, renormalised over the allowed classes.
+    """
+    data = model.data_preprocessor(
+        dict(inputs=[item['inputs']], data_samples=[item['data_samples']]),
+        False)
+    device = data['inputs'].device
+    logits = model.region_logits(
+        data['inputs'],
+        torch.from_numpy(superpixels.astype(np.int64))[None].to(device),
+        [torch.from_numpy(region_ids).to(device)])[0]
+    # Untagged classes cannot be in the image: the softmax only compares
+    # background and the tagged classes.
+    mask = torch.from_numpy(allowed).to(device)
+    return logits.masked_fill(~mask, float('-inf')).softmax(1).cpu()
+
+
+def _mine_one(model: Optional[torch.nn.Module], item: dict,
+              labels: np.ndarray, superpixels: np.ndarray, ratio: float,
+              threshold: float, mode: str) -> tuple:
+    """Next labels of one image and (regions proposed, regions kept)."""
+    if mode == 'none':
+        return labels, 0, 0
+    allowed = allowed_classes(item['data_samples'].metainfo['tags'])
+    # A region proposed as an untagged class is noise by construction:
+    # map those classes to unknown with a lookup table over uint8 values.
+    untagged_to_unknown = np.arange(256, dtype=np.uint8)
+    untagged_to_unknown[np.flatnonzero(~allowed)] = IGNORE_INDEX
+    proposal = untagged_to_unknown[superpixel_majority(labels, superpixels,
+                                                       ratio)]
+    ids, _ = labelled_regions(proposal, superpixels)
+    if mode == 'majority' or len(ids) == 0:
+        return proposal, len(ids), len(ids)
+    probs = region_probabilities(model, item, superpixels, ids, allowed)
+    mined = mine_confident_regions(proposal, superpixels, probs, threshold)
+    kept = len(labelled_regions(mined, superpixels)[0])
+    return mined, len(ids), kept
+
+
+def mine_labels(model: Optional[torch.nn.Module],
+                dataset: Sequence,
+                label_dir: str,
+                out_dir: str,
+                superpixel_cache,
+                ratio: float = 0.8,
+                threshold: float = 0.7,
+                mode: str = 'confidence',
+                progress: bool = True) -> Dict[str, Any]:
+    """Mine the next label folder ``out_dir`` from the labels in ``label_dir``.
+
+    Resumable: images whose output already exists are skipped (outputs are
+    written atomically, so an existing file is complete).
+
+    Args:
+        model (RegionClassifier | None): Needed for mode ``'confidence'``.
+        dataset (BaseSegDataset): Items with ``inputs`` (3, H, W) uint8 BGR
+            and ``data_samples`` whose metainfo has ``img_id`` and ``tags``;
+            the pipeline must keep the original image size.
+        label_dir (str): Folder of ``<img_id>.png`` input labels.
+        out_dir (str): Folder for the mined ``<img_id>.png``.
+        superpixel_cache (SuperpixelCache): Superpixels of each image.
+        ratio (float): Majority rule ratio (0.8 in the paper).
+        threshold (float): Confidence threshold (0.7 in the paper).
+        mode (str): ``'confidence'`` (paper), ``'majority'`` (proposal only)
+            or ``'none'`` (the "no mining" ablation: labels copied).
+        progress (bool): Show a tqdm progress bar.
+
+    Returns:
+        dict: ``images`` written, ``skipped`` (already there),
+        ``regions_proposed``, ``regions_kept``, ``empty_images`` (ids of
+        written all-unknown maps).
+    """
+    if mode not in MINING_MODES:
+        raise ValueError(f'unknown mining mode {mode!r}; use {MINING_MODES}')
+    if mode == 'confidence' and model is None:
+        raise ValueError("mining mode 'confidence' needs a region classifier")
+    if model is not None:
+        model.eval()
+    os.makedirs(out_dir, exist_ok=True)
+    num_classes = len(dataset.metainfo['classes'])
+    summary = dict(images=0, skipped=0, regions_proposed=0, regions_kept=0,
+                   empty_images=[])
+    for index in tqdm(range(len(dataset)), desc=f'mining ({mode})',
+                      disable=not progress):
+        img_id = dataset.get_data_info(index)['img_id']
+        out_path = osp.join(out_dir, f'{img_id}.png')
+        if osp.exists(out_path):
+            summary['skipped'] += 1
+            continue
+        item = dataset[index]
+        label_path = osp.join(label_dir, f'{img_id}.png')
+        labels = read_label(label_path)
+        rgb = item['inputs'].flip(0).permute(1, 2, 0).contiguous().numpy()
+        if labels.shape != rgb.shape[:2]:
+            raise ValueError(f'{label_path} has shape {labels.shape} but the '
+                             f'image {img_id} is {rgb.shape[:2]}; the mining '
+                             'pipeline must not resize')
+        check_label_values(labels, num_classes, label_path)
+        superpixels = superpixel_cache.get(img_id, rgb)
+        mined, proposed, kept = _mine_one(model, item, labels, superpixels,
+                                          ratio, threshold, mode)
+        write_label(out_path, mined)
+        summary['images'] += 1
+        summary['regions_proposed'] += proposed
+        summary['regions_kept'] += kept
+        if (mined == IGNORE_INDEX).all():
+            summary['empty_images'].append(img_id)
+    return summary

@@ -1,0 +1,194 @@
+"""The pairwise network's head: a guidance net predicting SPN gates from the
+image, and the 4-direction propagation refining the unary probabilities.
+
+Shape shorthand: N batch, K classes (background included), H x W input,
+h x w propagation size = ceil(H / s) x ceil(W / s) for the propagation
+stride s, P propagation channels, G gate groups.
+
+The affinity G of this head, at the propagation resolution, is the
+4-direction SPN scan with max merge (:func:`spn_propagate`). It is lifted to
+the input resolution as a residual, ``G a = a + up(prop(down(a)) - down(a))``,
+so zero gates give exactly the identity at any stride. ``forward`` applies
+it to the unary probabilities projected to P channels (1x1 convs in and
+out), ``apply_affinity`` to a K-channel class map directly (the gates
+averaged over groups: identical when G = 1).
+"""
+import math
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from iaffinity_plugins.registry import MODELS
+from ..ops.spn_scan import NUM_GATE_MAPS, spn_propagate
+
+
+class GuidanceNet(nn.Module):
+    """Small U-Net style encoder-decoder on the normalised RGB image.
+
+    Level i runs at stride 2^i with ``channels[i]`` channels; the decoder
+    climbs back, with skip connections, to the level of the propagation
+    stride.
+
+    Args:
+        channels (Sequence[int]): channels per level, level 0 at full size.
+        out_level (int): level of the output (log2 of the stride).
+        norm_cfg (dict): norm layer of the conv-bn-relu blocks.
+    """
+
+    def __init__(self, channels: Sequence[int], out_level: int,
+                 norm_cfg: dict):
+        super().__init__()
+        block = dict(kernel_size=3, padding=1, norm_cfg=norm_cfg)
+        self.encoder = nn.ModuleList(
+            ConvModule(cin, cout, stride=1 if i == 0 else 2, **block)
+            for i, (cin, cout) in enumerate(zip((3, *channels), channels)))
+        # decoder[i] lifts level i + 1 to level i (input: upsampled deeper
+        # features concatenated with the skip of level i)
+        self.decoder = nn.ModuleList(
+            ConvModule(channels[i + 1] + channels[i], channels[i], **block)
+            for i in range(out_level, len(channels) - 1))
+        self.out_level = out_level
+
+    def forward(self, image: Tensor) -> Tensor:
+        """(N, 3, H, W) -> (N, channels[out_level], h_l, w_l)."""
+        skips = []
+        x = image
+        for layer in self.encoder:
+            x = layer(x)
+            skips.append(x)
+        for i in reversed(range(len(self.decoder))):
+            skip = skips[self.out_level + i]
+            x = F.interpolate(x, size=skip.shape[2:], mode='bilinear',
+                              align_corners=False)
+            x = self.decoder[i](torch.cat([x, skip], 1))
+        return x
+
+
+@MODELS.register_module()
+class SPNHead(BaseModule):
+    """Guidance net + SPN propagation refining K unary probabilities.
+
+    The scan runs at ``propagation_stride`` (the unary probabilities are
+    area-downsampled, the change the propagation makes is upsampled
+    bilinearly): a Python-level loop over the scan axis costs per step, so
+    stride 2 or 4 keeps CPU training affordable at little loss, the unary
+    already being smooth at that scale.
+
+    Args:
+        num_classes (int): K.
+        propagation_channels (int): P, channels the propagation runs on.
+        num_gate_groups (int): G, gate maps per direction and neighbour;
+            P must be divisible by G.
+        channels (Sequence[int]): guidance net channels per level.
+        propagation_stride (int): power of two, < 2 ** len(channels).
+        merge (str): direction merge of :func:`spn_propagate`.
+        norm_cfg (dict): guidance net norm layer.
+        eps (float): floor of the probabilities before the log.
+        init_cfg (dict, optional): mmengine init config; by default the gate
+            conv starts small so the untrained propagation is near identity.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 propagation_channels: int = 16,
+                 num_gate_groups: int = 1,
+                 channels: Sequence[int] = (16, 32, 64),
+                 propagation_stride: int = 2,
+                 merge: str = 'max',
+                 norm_cfg: dict = dict(type='BN'),
+                 eps: float = 1e-6,
+                 init_cfg=dict(
+                     type='Normal',
+                     std=0.01,
+                     override=dict(name='conv_gates'))):
+        super().__init__(init_cfg)
+        out_level = int(math.log2(propagation_stride))
+        if 2**out_level != propagation_stride or out_level >= len(channels):
+            raise ValueError(
+                'propagation_stride must be a power of two below '
+                f'2 ** len(channels) = {2**len(channels)}, '
+                f'got {propagation_stride}')
+        if propagation_channels % num_gate_groups:
+            raise ValueError(f'propagation_channels ({propagation_channels}) '
+                             f'must be divisible by num_gate_groups '
+                             f'({num_gate_groups})')
+        self.num_classes = num_classes
+        self.propagation_stride = propagation_stride
+        self.merge = merge
+        self.eps = eps
+        self.guidance = GuidanceNet(channels, out_level, norm_cfg)
+        self.conv_gates = nn.Conv2d(channels[out_level],
+                                    NUM_GATE_MAPS * num_gate_groups, 1)
+        self.conv_in = nn.Conv2d(num_classes, propagation_channels, 1)
+        # No bias on the way out: with G = I the change is exactly zero, so
+        # the refined logits equal the unary log-probabilities.
+        self.conv_out = nn.Conv2d(
+            propagation_channels, num_classes, 1, bias=False)
+
+    def _propagation_size(self, size: Sequence[int]) -> Tuple[int, int]:
+        return tuple(math.ceil(s / self.propagation_stride) for s in size)
+
+    def gates(self, image: Tensor) -> Tensor:
+        """Raw gates (N, 12 * G, h, w) from the image (N, 3, H, W)."""
+        gates = self.conv_gates(self.guidance(image))
+        size = self._propagation_size(image.shape[2:])
+        if gates.shape[2:] != size:  # odd sizes: the conv grid is off by one
+            gates = F.interpolate(gates, size=size, mode='bilinear',
+                                  align_corners=False)
+        return gates
+
+    def _propagation_change(self, x: Tensor, gates: Tensor) -> Tensor:
+        """prop(down(x)) - down(x) at (h, w); x (N, C, H, W)."""
+        low = F.interpolate(x, size=gates.shape[2:], mode='area')
+        return spn_propagate(low, gates, self.merge) - low
+
+    def _lift(self, change: Tensor, size: Sequence[int]) -> Tensor:
+        """Upsample a (N, C, h, w) change to (N, C, H, W)."""
+        return F.interpolate(change, size=tuple(size), mode='bilinear',
+                             align_corners=False)
+
+    def forward(self, image: Tensor,
+                unary_probs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Refine unary probabilities.
+
+        Args:
+            image (Tensor): (N, 3, H, W) normalised image.
+            unary_probs (Tensor): (N, K, H, W) unary probabilities.
+
+        Returns:
+            tuple[Tensor]: refined logits (N, K, H, W) and raw gates
+            (N, 12 * G, h, w).
+        """
+        if unary_probs.shape[1] != self.num_classes or \
+                unary_probs.shape[2:] != image.shape[2:]:
+            raise ValueError(
+                f'SPNHead: unary_probs {tuple(unary_probs.shape)} must be '
+                f'(N, {self.num_classes}, H, W) for image '
+                f'{tuple(image.shape)}')
+        gates = self.gates(image)
+        # conv_in/conv_out are 1x1 and linear, so they commute with the area
+        # down- and bilinear up-sampling of the lifted G.
+        change = self.conv_out(
+            self._propagation_change(self.conv_in(unary_probs), gates))
+        # Residual on the unary log-probabilities: the pairwise net refines
+        # the unary evidence, it must not first destroy it, so an untrained
+        # head (gates near zero) starts at the unary prediction.
+        logits = unary_probs.clamp_min(self.eps).log() + self._lift(
+            change, image.shape[2:])
+        return logits, gates
+
+    def apply_affinity(self, a: Tensor, gates: Tensor) -> Tensor:
+        """G a for a class map a (N, K', H, W) and raw gates of this head.
+
+        Returns:
+            Tensor: (N, K', H, W), ``a + up(prop(down(a)) - down(a))`` with
+            the raw gates averaged over groups (any K').
+        """
+        n, _, height, width = gates.shape
+        shared = gates.view(n, NUM_GATE_MAPS, -1, height, width).mean(2)
+        return a + self._lift(self._propagation_change(a, shared), a.shape[2:])

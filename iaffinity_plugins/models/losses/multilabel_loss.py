@@ -1,0 +1,49 @@
+"""Multi-label soft-margin loss of the CAM classifier (image-level tags)."""
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from iaffinity_plugins.registry import MODELS
+
+
+@MODELS.register_module()
+class MultiLabelSoftMarginLoss(nn.Module):
+    """Mean over images and classes of the per-class logistic loss.
+
+    ``loss = -mean_{n,c} [y log sigmoid(x) + (1 - y) log sigmoid(-x)]``,
+    i.e. :func:`torch.nn.functional.multilabel_soft_margin_loss`.
+
+    Args:
+        loss_weight (float): Weight of the loss. Default: 1.0.
+        loss_name (str): Name of the loss item; ``loss_`` must be its prefix
+            for the item to be back-propagated. Default: 'loss_cls'.
+    """
+
+    def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_cls'):
+        super().__init__()
+        if not loss_name.startswith('loss_'):
+            raise ValueError(f"loss_name must start with 'loss_', "
+                             f'got {loss_name!r}')
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def forward(self, cls_score: Tensor, label: Tensor) -> Tensor:
+        """Weighted loss.
+
+        Args:
+            cls_score (Tensor): Class logits of shape (N, C).
+            label (Tensor): Multi-hot targets in {0, 1} of shape (N, C).
+
+        Returns:
+            Tensor: The scalar loss.
+        """
+        if cls_score.shape != label.shape:
+            raise ValueError(f'cls_score {tuple(cls_score.shape)} and label '
+                             f'{tuple(label.shape)} must have the same shape')
+        return self.loss_weight * F.multilabel_soft_margin_loss(
+            cls_score, label.to(cls_score.dtype))
+
+    @property
+    def loss_name(self) -> str:
+        """The key of this loss in the loss dict."""
+        return self._loss_name

@@ -1,0 +1,42 @@
+"""The EM report: schema, csv/markdown/plot files."""
+import csv
+import json
+
+from iaffinity_plugins.engine.report import (STEP_COLUMNS, build_report,
+                                             plot_miou, write_report)
+
+
+def _quality(miou):
+    return dict(miou=miou, precision=miou + 10, labelled_fraction=50.0)
+
+
+RECORDS = [
+    dict(step=1, quality=dict(seeds=_quality(30.0), unary=_quality(35.0),
+                              refined=_quality(40.0), mined=_quality(38.0)),
+         energy_refined=0.2, energy_mined=0.1),
+    dict(step=2, quality=dict(seeds=_quality(30.0), unary=_quality(42.0),
+                              refined=_quality(45.0), mined=None),
+         energy_refined=None, energy_mined=None),
+]
+
+
+def test_report_schema():
+    report = build_report(RECORDS, final={'mIoU': 44.5, 'aAcc': 90.0})
+    assert report['seeds'] == dict(miou=30.0, precision=40.0,
+                                   labelled_fraction=50.0)
+    assert [set(step) for step in report['steps']] == [set(STEP_COLUMNS)] * 2
+    assert report['steps'][0]['mined_precision'] == 48.0
+    assert report['steps'][1]['mined_miou'] is None
+    assert report['final'] == {'miou': 44.5}
+
+
+def test_report_files(tmp_path):
+    report = build_report(RECORDS)
+    write_report(report, str(tmp_path))
+    plot_miou(report, str(tmp_path / 'plot.png'))
+    assert json.loads((tmp_path / 'report.json').read_text()) == report
+    rows = list(csv.DictReader((tmp_path / 'report.csv').open()))
+    assert [row['refined_miou'] for row in rows] == ['40.0', '45.0']
+    markdown = (tmp_path / 'report.md').read_text()
+    assert '| 1 | 35.00 | 40.00 | 38.00 |' in markdown
+    assert (tmp_path / 'plot.png').read_bytes()[:4] == b'\x89PNG'

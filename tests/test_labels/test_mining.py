@@ -1,0 +1,249 @@
+"""80 % superpixel rule and the confidence filter of Sec. 3.3."""
+import numpy as np
+import pytest
+import torch
+
+from iaffinity_plugins.labels.mining import (labelled_regions,
+                                             mine_confident_regions,
+                                             region_majority,
+                                             superpixel_majority)
+from iaffinity_plugins.plugins import get_extension
+
+
+def one_row(values):
+    return np.array([values], dtype=np.uint8)
+
+
+def test_exactly_80_percent_is_not_kept_81_is():
+    # Superpixel 0: 4 of 5 pixels class 1 (exactly 80 %): unknown.
+    labels = one_row([1, 1, 1, 1, 2])
+    sp = np.zeros_like(labels, dtype=np.int32)
+    assert (superpixel_majority(labels, sp) == 255).all()
+    # 81 of 100 pixels class 3: kept, the whole superpixel becomes 3.
+    labels = np.array([[3] * 81 + [0] * 19], dtype=np.uint8)
+    sp = np.zeros_like(labels, dtype=np.int32)
+    assert (superpixel_majority(labels, sp) == 3).all()
+    labels[0, 0] = 0  # 80 of 100
+    assert (superpixel_majority(labels, sp) == 255).all()
+
+
+def test_unknown_pixels_count_in_the_denominator():
+    # 9 pixels: 7 class 2 and 2 unknown -> 7/9 = 77.8 % < 80 %.
+    labels = one_row([2] * 7 + [255] * 2)
+    # Second superpixel: 5 of 6 class 0 (83 %) with one unknown.
+    labels = np.concatenate([labels, one_row([0] * 5 + [255] + [9] * 3)], 1)
+    sp = one_row([0] * 9 + [1] * 6 + [2] * 3).astype(np.int64)
+    out = superpixel_majority(labels, sp)
+    np.testing.assert_array_equal(out, one_row([255] * 9 + [0] * 6 + [9] * 3))
+    assert get_extension('miner', 'majority') is superpixel_majority
+
+
+def test_region_majority_ignores_padding_and_absent_ids():
+    labels = torch.tensor([[1, 1, 255], [1, 1, 255]])
+    sp = torch.tensor([[0, 0, -1], [0, 2, -1]])
+    # id 1 is absent, -1 is padding: region 0 is 3/3 class 1, region 2 1/1.
+    assert region_majority(labels, sp).tolist() == [1, 255, 1]
+    with pytest.raises(ValueError, match='differ in shape'):
+        region_majority(labels, sp[:1])
+
+
+def test_mine_confident_regions_thresholds_proposed_class():
+    proposal = one_row([1, 1, 255, 2, 2, 0])
+    sp = one_row([0, 0, 1, 2, 2, 3])
+    ids, classes = labelled_regions(proposal, sp)
+    assert ids.tolist() == [0, 2, 3] and classes.tolist() == [1, 2, 0]
+    probs = np.array([[0.1, 0.8, 0.1],    # class 1 at 0.8 > 0.7: kept
+                      [0.0, 0.3, 0.7],    # class 2 at exactly 0.7: dropped
+                      [0.9, 0.1, 0.0]])   # class 0 at 0.9: kept
+    mined = mine_confident_regions(proposal, sp, probs, threshold=0.7)
+    np.testing.assert_array_equal(mined, one_row([1, 1, 255, 255, 255, 0]))
+    with pytest.raises(ValueError, match='2 rows'):
+        mine_confident_regions(proposal, sp, probs[:2])
+    with pytest.raises(ValueError, match='not constant'):
+        labelled_regions(one_row([1, 2, 255, 2, 2, 0]), sp)
+
+
+# ---------------------------------------------------------------- mine_labels
+NUM_CLASSES = 3
+COLOURS_BGR = np.array([[120, 120, 120], [0, 0, 230], [230, 0, 0]])
+
+
+def scene(rng, size=64):
+    """Textured grey background with a red and a blue rectangle."""
+    gt = np.zeros((size, size), np.uint8)
+    for cls in (1, 2):
+        y, x = rng.integers(0, size // 2, 2)
+        gt[y:y + size // 3, x:x + size // 3] = cls
+    bgr = COLOURS_BGR[gt] + rng.integers(-25, 25, (size, size, 3))
+    return gt, np.clip(bgr, 0, 255).astype(np.uint8)
+
+
+def paint_noise(gt, rng, blobs=6, radius=7):
+    """Ground truth with discs of wrong classes painted in."""
+    labels = gt.copy()
+    yy, xx = np.mgrid[:gt.shape[0], :gt.shape[1]]
+    for _ in range(blobs):
+        y, x = rng.integers(0, gt.shape[0], 2)
+        disc = (yy - y) ** 2 + (xx - x) ** 2 <= radius ** 2
+        wrong = (gt[y, x] + rng.integers(1, NUM_CLASSES)) % NUM_CLASSES
+        labels[disc] = wrong
+    return labels
+
+
+class SceneDataset:
+    """The part of a BaseSegDataset that mine_labels uses."""
+
+    metainfo = dict(classes=('background', 'red', 'blue'))
+
+    def __init__(self, images, tags):
+        self.images, self.tags = images, tags
+
+    def __len__(self):
+        return len(self.images)
+
+    def get_data_info(self, index):
+        return dict(img_id=f'img{index}')
+
+    def __getitem__(self, index):
+        from mmseg.structures import SegDataSample
+        sample = SegDataSample(metainfo=dict(img_id=f'img{index}',
+                                             tags=self.tags[index]))
+        return dict(inputs=torch.from_numpy(self.images[index]).permute(
+            2, 0, 1).contiguous(), data_samples=sample)
+
+
+@pytest.fixture(scope='module')
+def noisy_folder(tmp_path_factory):
+    from iaffinity_plugins.labels.label_io import write_label
+    root = tmp_path_factory.mktemp('noisy')
+    rng = np.random.default_rng(0)
+    gts, images = zip(*[scene(rng) for _ in range(4)])
+    for i, gt in enumerate(gts):
+        write_label(str(root / 'labels' / f'img{i}.png'),
+                    paint_noise(gt, rng))
+    tags = [np.ones(NUM_CLASSES - 1, np.float32)] * len(gts)
+    return root, list(gts), SceneDataset(list(images), tags)
+
+
+class OracleClassifier(torch.nn.Module):
+    """Probability 1 for the ground-truth majority class of each region."""
+
+    def __init__(self, gts):
+        super().__init__()
+        self.gts, self.img_id = gts, None
+
+    def data_preprocessor(self, data, training):
+        # Remember which image is being scored; region_logits gets no ids.
+        self.img_id = data['data_samples'][0].metainfo['img_id']
+        return dict(inputs=torch.stack(data['inputs']).float())
+
+    def region_logits(self, inputs, superpixels, region_ids):
+        gt = torch.from_numpy(self.gts[int(self.img_id[3:])]).long()
+        classes = region_majority(gt, superpixels[0], ratio=0.5)
+        logits = torch.full((len(classes), NUM_CLASSES), -1e4)
+        found = classes != 255
+        logits[found, classes[found]] = 0
+        return [logits[region_ids[0]]]
+
+
+def precision(label_dir, gts):
+    from iaffinity_plugins.evaluation.label_metrics import (confusion_matrix,
+                                                            label_quality)
+    from iaffinity_plugins.labels.label_io import read_label
+    confusion = sum(confusion_matrix(read_label(f'{label_dir}/img{i}.png'),
+                                     gt, NUM_CLASSES)
+                    for i, gt in enumerate(gts))
+    return label_quality(confusion)
+
+
+def mine(root, dataset, mode, model=None, name=None, **kwargs):
+    from iaffinity_plugins.labels.mining import mine_labels
+    from iaffinity_plugins.labels.superpixels import SuperpixelCache
+    cache = SuperpixelCache(str(root / 'sp'), scale=5, sigma=0.5, min_size=10)
+    out = root / (name or mode)
+    summary = mine_labels(model, dataset, str(root / 'labels'), str(out),
+                          cache, mode=mode, progress=False, **kwargs)
+    return str(out), summary
+
+
+def test_oracle_mining_raises_precision(noisy_folder):
+    root, gts, dataset = noisy_folder
+    before = precision(root / 'labels', gts)
+    majority_dir, _ = mine(root, dataset, 'majority')
+    mined_dir, summary = mine(root, dataset, 'confidence',
+                              OracleClassifier(gts))
+    majority, mined = precision(majority_dir, gts), precision(mined_dir, gts)
+    assert before['precision'] < 80
+    assert mined['precision'] > max(before['precision'],
+                                    majority['precision']) + 5
+    assert mined['precision'] > 95
+    assert 0 < summary['regions_kept'] < summary['regions_proposed']
+    assert summary['images'] == 4 and summary['empty_images'] == []
+    # Resumable: a second run skips every image.
+    assert mine(root, dataset, 'confidence', OracleClassifier(gts))[1][
+        'skipped'] == 4
+
+
+def test_no_mining_copies_labels_and_untagged_regions_drop(noisy_folder):
+    from iaffinity_plugins.labels.label_io import read_label
+    root, gts, dataset = noisy_folder
+    copy_dir, summary = mine(root, dataset, 'none')
+    for i in range(4):
+        np.testing.assert_array_equal(
+            read_label(f'{copy_dir}/img{i}.png'),
+            read_label(str(root / 'labels' / f'img{i}.png')))
+    # Tag only 'red': no mined pixel may be blue. With a threshold above 1
+    # nothing is kept and every image is reported empty.
+    red_only = SceneDataset(dataset.images, [np.array([1, 0], np.float32)] * 4)
+    out, _ = mine(root, red_only, 'majority', name='red_only')
+    assert not any((read_label(f'{out}/img{i}.png') == 2).any()
+                   for i in range(4))
+    _, summary = mine(root, dataset, 'confidence', OracleClassifier(gts),
+                      name='strict', threshold=1.0)
+    assert len(summary['empty_images']) == 4
+    with pytest.raises(ValueError, match='needs a region classifier'):
+        mine(root, dataset, 'confidence', name='no_model')
+    with pytest.raises(ValueError, match='unknown mining mode'):
+        mine(root, dataset, 'nope')
+
+
+def test_trained_classifier_mining_raises_precision(noisy_folder):
+    """End to end: a tiny RegionClassifier trained briefly on the noisy
+    labels themselves removes more noise than the 80 % rule alone."""
+    from mmengine.optim import OptimWrapper
+    from mmengine.structures import PixelData
+
+    from iaffinity_plugins.labels.label_io import read_label
+    from iaffinity_plugins.labels.superpixels import SuperpixelCache
+    from iaffinity_plugins.models.segmentors.region_classifier import \
+        RegionClassifier
+    root, gts, dataset = noisy_folder
+    cache = SuperpixelCache(str(root / 'sp'), scale=5, sigma=0.5, min_size=10)
+    items = [dataset[i] for i in range(len(dataset))]
+    for i, item in enumerate(items):
+        labels = read_label(str(root / 'labels' / f'img{i}.png'))
+        superpixels = cache.get(f'img{i}', dataset.images[i][..., ::-1].copy())
+        item['data_samples'].gt_sem_seg = PixelData(
+            data=torch.from_numpy(labels.astype(np.int64))[None])
+        item['data_samples'].gt_superpixels = PixelData(
+            data=torch.from_numpy(superpixels.astype(np.int64))[None])
+    model = RegionClassifier(
+        backbone=dict(type='ResNetV1c', depth=18, stem_channels=8,
+                      base_channels=8, out_indices=(1, ),
+                      strides=(1, 2, 1, 1), dilations=(1, 1, 1, 1)),
+        in_channels=16, hidden_channels=32, num_classes=NUM_CLASSES,
+        dropout=0.0,
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3,
+                               std=[64.0] * 3, bgr_to_rgb=True,
+                               size_divisor=8))
+    optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=3e-3))
+    batch = dict(inputs=[item['inputs'] for item in items],
+                 data_samples=[item['data_samples'] for item in items])
+    for _ in range(25):
+        model.train_step(batch, optim)
+    before = precision(root / 'labels', gts)['precision']
+    majority = precision(mine(root, dataset, 'majority',
+                              name='majority_ref')[0], gts)['precision']
+    mined = precision(mine(root, dataset, 'confidence', model,
+                           name='trained')[0], gts)['precision']
+    assert before < majority < mined - 2, (before, majority, mined)

@@ -1,0 +1,90 @@
+"""Tests of the SPN pairwise head."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import iaffinity_plugins  # noqa: F401
+from iaffinity_plugins.models.heads.spn_head import SPNHead
+from iaffinity_plugins.models.ops.spn_scan import spn_propagate
+from iaffinity_plugins.registry import MODELS
+
+
+def make_head(**kwargs):
+    cfg = dict(type='SPNHead', num_classes=3, propagation_channels=4,
+               channels=(4, 8, 8))
+    cfg.update(kwargs)
+    return MODELS.build(cfg).eval()
+
+
+def random_probs(n, k, h, w):
+    return torch.randn(n, k, h, w).softmax(1)
+
+
+@pytest.mark.parametrize('stride', [1, 2, 4])
+@pytest.mark.parametrize('groups', [1, 2])
+def test_shapes_with_odd_sizes(stride, groups):
+    head = make_head(propagation_stride=stride, num_gate_groups=groups)
+    image = torch.randn(2, 3, 17, 23)
+    logits, gates = head(image, random_probs(2, 3, 17, 23))
+    assert logits.shape == (2, 3, 17, 23)
+    assert gates.shape == (2, 12 * groups, -(-17 // stride), -(-23 // stride))
+
+
+def test_zero_gates_give_the_unary_prediction():
+    head = make_head()
+    torch.nn.init.zeros_(head.conv_gates.weight)
+    torch.nn.init.zeros_(head.conv_gates.bias)
+    probs = random_probs(1, 3, 10, 12)
+    logits, _ = head(torch.randn(1, 3, 10, 12), probs)
+    torch.testing.assert_close(logits.softmax(1), probs)
+    a = torch.rand(1, 5, 10, 12)
+    torch.testing.assert_close(
+        head.apply_affinity(a, torch.zeros(1, 12, 5, 6)), a)
+
+
+def test_forward_is_the_documented_composition():
+    # logits = log p + up(conv_out(prop(conv_in(down p)) - conv_in(down p)))
+    head = make_head(propagation_stride=2, num_gate_groups=2)
+    image, probs = torch.randn(1, 3, 9, 10), random_probs(1, 3, 9, 10)
+    logits, gates = head(image, probs)
+    low = head.conv_in(F.interpolate(probs, size=(5, 5), mode='area'))
+    change = head.conv_out(spn_propagate(low, gates) - low)
+    expected = probs.log() + F.interpolate(change, size=(9, 10),
+                                           mode='bilinear')
+    torch.testing.assert_close(logits, expected)
+
+
+def test_apply_affinity_at_stride_one_is_the_propagation():
+    head = make_head(propagation_stride=1)
+    gates = torch.randn(2, 12, 6, 7)
+    a = torch.rand(2, 3, 6, 7)
+    torch.testing.assert_close(head.apply_affinity(a, gates),
+                               spn_propagate(a, gates))
+
+
+def test_gradients_reach_the_guidance_net():
+    head = make_head().train()
+    logits, gates = head(torch.randn(2, 3, 12, 12), random_probs(2, 3, 12, 12))
+    (logits.sum() + gates.sum()).backward()
+    for name, param in head.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_default_init_starts_near_the_unary():
+    head = make_head()
+    head.init_weights()
+    assert head.conv_gates.weight.std() < 0.05
+    probs = random_probs(1, 3, 16, 16)
+    logits, _ = head(torch.randn(1, 3, 16, 16), probs)
+    assert (logits.softmax(1) - probs).abs().max() < 0.2
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match='propagation_stride'):
+        SPNHead(num_classes=3, propagation_stride=3)
+    with pytest.raises(ValueError, match='propagation_stride'):
+        SPNHead(num_classes=3, channels=(4, 8), propagation_stride=4)
+    with pytest.raises(ValueError, match='divisible'):
+        SPNHead(num_classes=3, propagation_channels=6, num_gate_groups=4)
+    with pytest.raises(ValueError, match='unary_probs'):
+        make_head()(torch.randn(1, 3, 8, 8), random_probs(1, 4, 8, 8))

@@ -1,0 +1,163 @@
+"""Tests of the SPN refiner: frozen unary + trainable SPN head."""
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.runner import save_checkpoint
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+import iaffinity_plugins  # noqa: F401
+from iaffinity_plugins.registry import MODELS
+
+K = 4
+
+
+@MODELS.register_module(name='SPNRefinerTestBackbone', force=True)
+class TinyBackbone(nn.Module):
+    """Two convs, stride 2: enough to be a real unary segmentor."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8),
+            nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.Dropout(0.5))
+
+    def forward(self, x):
+        return (self.body(x), )
+
+
+UNARY = dict(
+    type='EncoderDecoder',
+    backbone=dict(type='SPNRefinerTestBackbone'),
+    decode_head=dict(type='FCNHead', in_channels=8, channels=8, num_convs=1,
+                     num_classes=K, in_index=0,
+                     loss_decode=dict(type='CrossEntropyLoss')))
+
+
+def make_refiner(**kwargs):
+    cfg = dict(
+        type='SPNRefiner',
+        unary=UNARY,
+        head=dict(type='SPNHead', num_classes=K, propagation_channels=4,
+                  channels=(4, 8, 8)),
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0, 0, 0],
+                               std=[1, 1, 1], size_divisor=4))
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def make_samples(n, size, ori_shape=None, superpixels=True):
+    samples = []
+    for i in range(n):
+        sample = SegDataSample(metainfo=dict(
+            img_shape=size, pad_shape=size, ori_shape=ori_shape or size,
+            tags=[1.0, 0.0, float(i % 2)], img_path=f'img{i}.jpg'))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 3, (1, *size)).masked_fill(
+                torch.rand(1, *size) < 0.3, 255))
+        if superpixels:
+            sample.gt_superpixels = PixelData(
+                data=torch.arange(size[0] * size[1]).view(1, *size) // 10)
+        samples.append(sample)
+    return samples
+
+
+def test_loss_backward_and_frozen_unary():
+    refiner = make_refiner()
+    refiner.train()
+    assert refiner.head.training and not refiner.unary.training
+    assert not any(m.training for m in refiner.unary.modules())
+    unary_state = {k: v.clone() for k, v in refiner.unary.state_dict().items()}
+    inputs = torch.randn(2, 3, 16, 20)
+    losses = refiner(inputs, make_samples(2, (16, 20)), mode='loss')
+    assert set(losses) == {'loss_ce', 'loss_smooth'}
+    sum(losses.values()).backward()
+    assert all(p.grad is None and not p.requires_grad
+               for p in refiner.unary.parameters())
+    assert all(p.grad is not None for p in refiner.head.parameters())
+    # eval-mode BN: running statistics untouched by the training forward
+    for key, value in refiner.unary.state_dict().items():
+        torch.testing.assert_close(value, unary_state[key])
+
+
+def test_no_smoothness_ablation_and_missing_superpixels():
+    samples = make_samples(1, (8, 8), superpixels=False)
+    losses = make_refiner(loss_smooth=None)(torch.randn(1, 3, 8, 8), samples,
+                                            mode='loss')
+    assert set(losses) == {'loss_ce'}
+    with pytest.raises(KeyError, match='gt_superpixels'):
+        make_refiner()(torch.randn(1, 3, 8, 8), samples, mode='loss')
+
+
+def test_unary_probs_respect_tags():
+    refiner = make_refiner().eval()
+    probs = refiner.unary_probs(torch.randn(2, 3, 12, 12),
+                                make_samples(2, (12, 12)))
+    assert probs.shape == (2, K, 12, 12)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 12, 12))
+    # tags [1, 0, i % 2]: class 2 always absent, class 3 absent in image 0
+    assert probs[:, 2].max() == 0 and probs[0, 3].max() == 0
+    assert probs[1, 3].min() > 0 and probs[:, 0].min() > 0
+    unrestricted = make_refiner(restrict_to_tags=False).eval()
+    unrestricted.load_state_dict(refiner.state_dict())
+    free = unrestricted.unary_probs(torch.randn(2, 3, 12, 12),
+                                    make_samples(2, (12, 12)))
+    assert free[:, 2].min() > 0
+
+
+def test_predict_and_tensor_modes():
+    refiner = make_refiner().eval()
+    inputs = torch.randn(2, 3, 16, 16)
+    results = refiner(inputs, make_samples(2, (16, 16), ori_shape=(20, 24)),
+                      mode='predict')
+    assert len(results) == 2
+    assert results[0].pred_sem_seg.data.shape == (1, 20, 24)
+    assert results[0].seg_logits.data.shape == (K, 20, 24)
+    logits = refiner(inputs, make_samples(2, (16, 16)), mode='tensor')
+    assert logits.shape == (2, K, 16, 16)
+    # absent classes stay impossible after refinement
+    assert (results[0].pred_sem_seg.data != 2).all()
+
+
+def test_refine_and_apply_affinity():
+    refiner = make_refiner().eval()
+    inputs = torch.randn(1, 3, 12, 12)
+    probs = torch.rand(1, K, 12, 12).softmax(1)
+    logits, gates = refiner.refine(inputs, probs)
+    assert logits.shape == (1, K, 12, 12) and gates.shape == (1, 12, 6, 6)
+    a = torch.rand(1, 2, 12, 12)
+    expected = refiner.head.apply_affinity(a, gates)
+    torch.testing.assert_close(refiner.apply_affinity(inputs, a), expected)
+
+
+def test_unary_checkpoint(tmp_path):
+    source = make_refiner()
+    for p in source.unary.parameters():
+        nn.init.normal_(p)
+    path = str(tmp_path / 'unary.pth')
+    save_checkpoint(dict(state_dict=source.unary.state_dict(),
+                         meta=dict(note='x')), path)
+    loaded = make_refiner(unary_checkpoint=path)
+    for key, value in source.unary.state_dict().items():
+        torch.testing.assert_close(loaded.unary.state_dict()[key], value)
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        make_refiner(unary_checkpoint=str(tmp_path / 'missing.pth'))
+    with pytest.raises(ValueError, match='unary'):
+        make_refiner(unary=None)
+
+
+def test_train_step_updates_only_the_head():
+    from mmengine.optim import OptimWrapper
+    refiner = make_refiner()
+    refiner.train()
+    optim = OptimWrapper(torch.optim.SGD(refiner.parameters(), lr=0.1))
+    before = {k: v.clone() for k, v in refiner.state_dict().items()}
+    data = dict(inputs=[torch.randint(0, 255, (3, 8, 8), dtype=torch.uint8)],
+                data_samples=make_samples(1, (8, 8)))
+    log = refiner.train_step(data, optim)
+    assert 'loss_ce' in log and 'loss_smooth' in log
+    after = refiner.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items()
+               if k.startswith('unary.'))
+    assert any(not torch.equal(after[k], v) for k, v in before.items()
+               if k.startswith('head.'))

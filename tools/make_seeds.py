@@ -1,0 +1,110 @@
+"""Write seed labels Y0 from a trained CAM classifier.
+
+``python tools/make_seeds.py CONFIG CHECKPOINT --out DIR [--cam-dir DIR]
+[--cfg-options KEY=VALUE ...]``
+
+CONFIG holds ``model`` (a CAMClassifier), ``seed_cfg`` (``type`` =
+'threshold' / 'psa' / a plugin's rule, plus its thresholds), ``cam_cfg``
+(``scales``, ``flip``) and the data set: ``infer_dataloader.dataset`` or else
+``train_dataloader.dataset``, run through ``infer_pipeline`` when the config
+has one. Writes ``DIR/<img_id>.png`` (VOC palette, 255 = unknown) and, with
+``--cam-dir``, float16 CAMs ``<img_id>.npy``. Images already written are
+skipped, so an interrupted run resumes.
+"""
+import argparse
+import copy
+import os.path as osp
+from typing import List, Optional
+
+import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from iaffinity_plugins.engine.stage_runner import innermost_dataset
+from iaffinity_plugins.labels.seeds import write_seeds
+from iaffinity_plugins.registry import DATASETS, MODELS
+
+SHOWN_KEYS = 5
+
+
+def load_checkpoint_strict(model: torch.nn.Module, checkpoint: str) -> None:
+    """Load ``checkpoint`` into ``model``, requiring an exact key/shape match.
+
+    Raises:
+        FileNotFoundError: naming the missing checkpoint.
+        RuntimeError: naming the checkpoint and the first missing,
+            unexpected and shape-mismatched keys.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    state = _load_checkpoint(checkpoint, map_location='cpu')
+    state = state.get('state_dict', state)
+    # Weights saved from a DDP-wrapped model carry a 'module.' prefix.
+    state = {key.removeprefix('module.'): value
+             for key, value in state.items()}
+    expected = model.state_dict()
+    problems = {
+        'missing': sorted(set(expected) - set(state)),
+        'unexpected': sorted(set(state) - set(expected)),
+        'shape-mismatched': sorted(
+            key for key in set(state) & set(expected)
+            if state[key].shape != expected[key].shape),
+    }
+    found = {kind: keys for kind, keys in problems.items() if keys}
+    if found:
+        details = '; '.join(
+            f'{len(keys)} {kind} keys, first: {keys[:SHOWN_KEYS]}'
+            for kind, keys in found.items())
+        raise RuntimeError(f'checkpoint {checkpoint} does not match the '
+                           f'config\'s model: {details}')
+    model.load_state_dict(state, strict=True)
+
+
+def build_infer_dataset(cfg: Config):
+    """The data set to label: ``infer_dataloader`` or ``train_dataloader``'s,
+    with the config's ``infer_pipeline`` (images only, no augmentation)."""
+    loader_key = ('infer_dataloader'
+                  if 'infer_dataloader' in cfg else 'train_dataloader')
+    if loader_key not in cfg:
+        raise KeyError(f'{cfg.filename} has neither infer_dataloader nor '
+                       'train_dataloader')
+    dataset_cfg = copy.deepcopy(cfg[loader_key]['dataset'])
+    if 'infer_pipeline' in cfg:
+        innermost_dataset(dataset_cfg)['pipeline'] = cfg.infer_pipeline
+    return DATASETS.build(dataset_cfg)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config with a CAMClassifier model')
+    parser.add_argument('checkpoint', help='trained CAM classifier weights')
+    parser.add_argument('--out', required=True, help='seed label folder')
+    parser.add_argument('--cam-dir', help='also save float16 CAMs here')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. seed_cfg.type=psa')
+    args = parser.parse_args(argv)
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    for key in ('model', 'seed_cfg'):
+        if key not in cfg:
+            raise KeyError(f'{args.config} has no {key!r}')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(cfg.model)
+    load_checkpoint_strict(model, args.checkpoint)
+    model.to(args.device)
+    summary = write_seeds(model, build_infer_dataset(cfg), args.out,
+                          dict(cfg.seed_cfg), cam_dir=args.cam_dir,
+                          **dict(cfg.get('cam_cfg', {})))
+    print(f"seeds: {summary['written']} written, {summary['skipped']} "
+          f"already there, {summary['empty_tags']} without tags "
+          f'(all background), in {args.out}')
+    return summary
+
+
+if __name__ == '__main__':
+    main()

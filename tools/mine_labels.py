@@ -1,0 +1,118 @@
+"""Mine confident regions from any label folder (paper Sec. 3.3).
+
+``python tools/mine_labels.py CONFIG --labels DIR --out DIR
+[--checkpoint CKPT] [--mode confidence|majority|none] [--work-dir DIR]``
+
+Usable on its own, e.g. to clean the pseudo labels of another WSSS method.
+Without ``--checkpoint`` the region classifier is first trained on
+``--labels`` (an mmengine Runner from the config's ``model``,
+``train_dataloader``, ``optim_wrapper``, ``param_scheduler``, ``train_cfg``).
+
+CONFIG is either a region-classifier config (those keys at top level, plus
+``superpixels`` and ``mining`` as in ``configs/_base_/models/
+region_classifier.py``) or an EM config, whose ``train_cfg.confidence``,
+``train_cfg.superpixels`` and ``train_cfg.mining`` are used.
+"""
+import argparse
+import copy
+import os.path as osp
+from typing import List, Optional, Tuple
+
+import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from iaffinity_plugins.cli import load_config
+from iaffinity_plugins.engine.stage_runner import (innermost_dataset,
+                                                   set_pipeline_option,
+                                                   train_stage)
+from iaffinity_plugins.labels.mining import MINING_MODES, mine_labels
+from iaffinity_plugins.labels.superpixels import SuperpixelCache
+from iaffinity_plugins.registry import DATASETS, MODELS
+
+STAGE_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
+              'train_cfg')
+# Mining needs the original image only (superpixels come from the cache).
+DEFAULT_MINE_PIPELINE = [dict(type='LoadImageFromFile'),
+                         dict(type='PackWSSSInputs')]
+
+
+def mining_settings(cfg) -> Tuple[dict, dict, dict]:
+    """``(stage config, superpixels, mining)`` of a classifier or EM config."""
+    nested = cfg.get('train_cfg', {}).get('confidence')
+    if nested is not None:
+        loop = cfg.train_cfg
+        return (copy.deepcopy(nested), dict(loop.get('superpixels', {})),
+                dict(loop.get('mining', {})))
+    missing = [key for key in STAGE_KEYS if key not in cfg]
+    if missing:
+        raise KeyError(f'{cfg.filename} has neither train_cfg.confidence nor '
+                       f'the top-level keys {missing}')
+    return ({key: copy.deepcopy(cfg[key]) for key in STAGE_KEYS},
+            dict(cfg.get('superpixels', {})), dict(cfg.get('mining', {})))
+
+
+def with_superpixels(stage_cfg: dict, cache_dir: str, superpixels: dict
+                     ) -> dict:
+    """The stage config with ``LoadSuperpixels`` reading the cache.
+
+    Added right after the image loader when the pipeline lacks it, so any
+    segmentation training config can train the classifier.
+    """
+    dataset = innermost_dataset(stage_cfg['train_dataloader']['dataset'])
+    pipeline = dataset['pipeline']
+    if not any(t.get('type') == 'LoadSuperpixels' for t in pipeline):
+        pipeline.insert(1, dict(type='LoadSuperpixels'))
+    set_pipeline_option(dataset, 'LoadSuperpixels', cache_dir=cache_dir,
+                        **superpixels)
+    return stage_cfg
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='region classifier or EM config')
+    parser.add_argument('--labels', required=True, help='input label folder')
+    parser.add_argument('--out', required=True, help='mined label folder')
+    parser.add_argument('--checkpoint', help='trained region classifier; '
+                        'trained on --labels when omitted')
+    parser.add_argument('--mode', choices=MINING_MODES,
+                        help="default: the config's mining.mode")
+    parser.add_argument('--work-dir', help='classifier logs, checkpoints and '
+                        'the superpixel cache')
+    args = parser.parse_args(argv)
+    # Pipelines name mmseg's and our transforms without a scope prefix;
+    # load_config already builds the data set (to fill num_classes).
+    init_default_scope('mmseg')
+    cfg = load_config(args.config, None, args.work_dir, 'none')
+    stage_cfg, superpixels, mining = mining_settings(cfg)
+    mode = args.mode or mining.get('mode', 'confidence')
+    cache_dir = osp.join(cfg.work_dir, 'superpixels')
+    checkpoint = args.checkpoint
+    if mode == 'confidence' and checkpoint is None:
+        checkpoint = train_stage(
+            with_superpixels(stage_cfg, cache_dir, superpixels), cfg,
+            osp.join(cfg.work_dir, 'confidence'), 'confidence', args.labels)
+    model = None
+    if mode == 'confidence':
+        model = MODELS.build(stage_cfg['model'])
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    dataset_cfg = copy.deepcopy(
+        innermost_dataset(stage_cfg['train_dataloader']['dataset']))
+    dataset_cfg.update(pipeline=cfg.get('infer_pipeline',
+                                        DEFAULT_MINE_PIPELINE),
+                       label_dir=None)
+    summary = mine_labels(model, DATASETS.build(dataset_cfg), args.labels,
+                          args.out, SuperpixelCache(cache_dir, **superpixels),
+                          ratio=mining.get('ratio', 0.8),
+                          threshold=mining.get('threshold', 0.7), mode=mode)
+    print(f"mined {summary['images']} images ({summary['skipped']} already "
+          f"there): {summary['regions_kept']} of "
+          f"{summary['regions_proposed']} proposed regions kept")
+    if summary['empty_images']:
+        print(f"{len(summary['empty_images'])} images without any confident "
+              f"region: {summary['empty_images'][:10]}")
+    return summary
+
+
+if __name__ == '__main__':
+    main()
