@@ -68,8 +68,10 @@ def fill_num_classes(node: Any, num_classes: Callable[[], int]) -> None:
 
 def num_classes_of(dataset_cfg: dict) -> int:
     """K, the class count of a data set config (background included)."""
+    from mmengine.registry import DefaultScope
     from mmseg.registry import DATASETS
-    return len(DATASETS.build(dataset_cfg).metainfo['classes'])
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return len(DATASETS.build(dataset_cfg).metainfo['classes'])
 
 
 def load_config(config: str, cfg_options: Optional[dict],

@@ -27,6 +27,12 @@ def parse_args() -> argparse.Namespace:
         default=5,
         help=f'foreground classes, at most {len(CLASS_DEFS)}')
     parser.add_argument('--max-objects', type=int, default=3)
+    parser.add_argument(
+        '--core-radius',
+        type=float,
+        default=0.75,
+        help='textured core of each object, in object radii (lower: harder '
+        'for CAMs; >= 2.5 textures whole objects)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
 
@@ -42,6 +48,7 @@ def main() -> None:
         max_size=args.max_size,
         num_classes=args.num_classes,
         max_objects=args.max_objects,
+        core_radius=args.core_radius,
         seed=args.seed)
     with open(osp.join(out, 'classes.txt')) as f:
         classes = f.read().split()

@@ -2,4 +2,5 @@
 from .voc_layout import VOCLayoutDataset  # noqa: F401
 from .voc import PascalVOCWSSSDataset  # noqa: F401
 from .coco import COCO2014WSSSDataset  # noqa: F401
-from .synthetic import SyntheticWSSSDataset, make_synthetic_dataset  # noqa: F401
+from .synthetic import (SyntheticWSSSDataset,  # noqa: F401
+                        make_synthetic_dataset)

@@ -150,7 +150,8 @@ def _contrasting_colour(rng: np.random.Generator,
 
 
 def _draw_object(rng: np.random.Generator, image: np.ndarray,
-                 label: np.ndarray, class_index: int) -> None:
+                 label: np.ndarray, class_index: int,
+                 core_radius: float) -> None:
     """Paint one object of ``CLASS_DEFS[class_index - 1]`` in place."""
     height, width = label.shape
     class_def = CLASS_DEFS[class_index - 1]
@@ -165,7 +166,8 @@ def _draw_object(rng: np.random.Generator, image: np.ndarray,
     # plain base colour) over 0.3 radii; see the module docstring.
     core_center = rng.uniform(-0.4, 0.4, size=2)
     core_dist = np.hypot(u - core_center[0], v - core_center[1])
-    strength = np.clip((rng.uniform(0.55, 0.95) - core_dist) / 0.3, 0, 1)
+    core = rng.uniform(core_radius - 0.2, core_radius + 0.2)
+    strength = np.clip((core - core_dist) / 0.3, 0, 1)
     pattern = class_def.texture(u, v, rng.uniform(2.5, 4.0)).astype(float)
     base = rng.uniform(30, 225, size=3)
     accent = _contrasting_colour(rng, base)
@@ -174,9 +176,16 @@ def _draw_object(rng: np.random.Generator, image: np.ndarray,
     label[inside] = class_index
 
 
-def render_synthetic_image(rng: np.random.Generator, height: int, width: int,
-                           num_classes: int, max_objects: int):
+def render_synthetic_image(rng: np.random.Generator,
+                           height: int,
+                           width: int,
+                           num_classes: int,
+                           max_objects: int,
+                           core_radius: float = 0.75):
     """One image and its mask.
+
+    ``core_radius`` (in object radii, jittered by +-0.2 per object) sets the
+    textured core; about 2.5 or more textures whole objects (an easy set).
 
     Returns:
         tuple: (H, W, 3) uint8 image, (H, W) uint8 mask with values in
@@ -185,20 +194,25 @@ def render_synthetic_image(rng: np.random.Generator, height: int, width: int,
     image = _background(rng, height, width)
     label = np.zeros((height, width), dtype=np.uint8)
     for _ in range(rng.integers(1, max_objects + 1)):
-        _draw_object(rng, image, label, int(rng.integers(1, num_classes + 1)))
+        _draw_object(rng, image, label, int(rng.integers(1, num_classes + 1)),
+                     core_radius)
     # Sensor noise everywhere, so plain regions are not perfectly flat.
     image += rng.normal(0, 4, size=image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
 def _check_args(num_train: int, num_val: int, min_size: int, max_size: int,
-                num_classes: int, max_objects: int) -> None:
+                num_classes: int, max_objects: int,
+                core_radius: float) -> None:
     if not 1 <= num_classes <= len(CLASS_DEFS):
         raise ValueError(f'num_classes (foreground) must be in 1..'
                          f'{len(CLASS_DEFS)}, got {num_classes}')
     if not 16 <= min_size <= max_size:
         raise ValueError('need 16 <= min_size <= max_size, got '
                          f'{min_size}, {max_size}')
+    if core_radius <= 0.2:
+        raise ValueError(f'core_radius must be > 0.2 (its jitter), got '
+                         f'{core_radius}')
     if num_train < 0 or num_val < 0 or max_objects < 1:
         raise ValueError('need num_train, num_val >= 0 and max_objects >= 1, '
                          f'got {num_train}, {num_val}, {max_objects}')
@@ -219,7 +233,8 @@ def _write_dataset(out_dir: str, params: dict) -> None:
                 params['min_size'], params['max_size'] + 1, size=2)
             image, label = render_synthetic_image(rng, int(height),
                                                   int(width), num_classes,
-                                                  params['max_objects'])
+                                                  params['max_objects'],
+                                                  params['core_radius'])
             os.makedirs(osp.join(out_dir, 'JPEGImages'), exist_ok=True)
             Image.fromarray(image).save(
                 osp.join(out_dir, 'JPEGImages', img_id + '.jpg'), quality=95)
@@ -246,6 +261,7 @@ def make_synthetic_dataset(out_dir: str,
                            max_size: int = 128,
                            num_classes: int = 5,
                            max_objects: int = 3,
+                           core_radius: float = 0.75,
                            seed: int = 0) -> str:
     """Generate the synthetic data set into ``out_dir`` (must not exist).
 
@@ -259,16 +275,20 @@ def make_synthetic_dataset(out_dir: str,
         min_size, max_size (int): Height and width, each uniform in range.
         num_classes (int): Foreground classes, at most ``len(CLASS_DEFS)``.
         max_objects (int): Objects per image are uniform in 1..max_objects.
+        core_radius (float): Size of the textured core of each object, in
+            object radii (see :func:`render_synthetic_image`): the lower,
+            the harder for CAMs.
         seed (int): Seed of the numpy Generator.
 
     Returns:
         str: ``out_dir``.
     """
     _check_args(num_train, num_val, min_size, max_size, num_classes,
-                max_objects)
+                max_objects, core_radius)
     params = dict(num_train=num_train, num_val=num_val, min_size=min_size,
                   max_size=max_size, num_classes=num_classes,
-                  max_objects=max_objects, seed=seed)
+                  max_objects=max_objects, core_radius=core_radius,
+                  seed=seed)
     if osp.exists(out_dir):
         raise FileExistsError(f'{out_dir} already exists')
     parent = osp.dirname(osp.abspath(out_dir))

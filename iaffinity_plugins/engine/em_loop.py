@@ -82,8 +82,8 @@ class IterativeAffinityLoop(BaseLoop):
                  train_final: bool = True,
                  energy_samples: int = 100) -> None:
         super().__init__(runner, dataloader)
-        mining = dict(mode='confidence', ratio=0.8, threshold=0.7,
-                      **(mining or {}))
+        mining = {**dict(mode='confidence', ratio=0.8, threshold=0.7),
+                  **(mining or {})}
         if mining['mode'] not in MINING_MODES:
             raise ValueError(f"train_cfg.mining.mode must be one of "
                              f"{MINING_MODES}, got {mining['mode']!r}")
@@ -98,8 +98,8 @@ class IterativeAffinityLoop(BaseLoop):
                                confidence=confidence)
         self.final_unary = final_unary or {}
         self.train_final = train_final
-        self.seeds = dict(type='threshold', **(seeds or {}))
-        self.superpixels = dict(method='felzenszwalb', **(superpixels or {}))
+        self.seeds = {'type': 'threshold', **(seeds or {})}
+        self.superpixels = {'method': 'felzenszwalb', **(superpixels or {})}
         self.mining = mining
         self.energy_samples = energy_samples
         self.work_dir = runner.work_dir
@@ -120,6 +120,14 @@ class IterativeAffinityLoop(BaseLoop):
     @property
     def max_iters(self) -> int:
         return len(self.stage_names())
+
+    @property
+    def epoch(self) -> int:
+        return 0
+
+    @property
+    def max_epochs(self) -> int:
+        return 1
 
     @property
     def dataset(self):
@@ -301,10 +309,11 @@ class IterativeAffinityLoop(BaseLoop):
                               ratio=self.mining['ratio'],
                               threshold=self.mining['threshold'],
                               mode=self.mining['mode'])
-        if summary.get('empty_images'):
+        if summary['empty_images']:
             self.runner.logger.warning(
-                f"[iaffinity] mining left {summary['empty_images']} images "
-                f'without any confident region in {out_dir}')
+                f"[iaffinity] mining left {len(summary['empty_images'])} "
+                f'images without any confident region in {out_dir}, e.g. '
+                f"{summary['empty_images'][:3]}")
         return dict(summary=summary)
 
     # ------------------------------------------------------------ evaluation

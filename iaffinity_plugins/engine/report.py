@@ -55,7 +55,7 @@ def build_report(records: Sequence[dict],
         seeds={key: _metric(seeds, key)
                for key in ('miou', 'precision', 'labelled_fraction')},
         steps=steps,
-        final=dict(miou=None if not final else final.get('mIoU')))
+        final=dict(miou=None if not final else float(final['mIoU'])))
 
 
 def _format(value) -> str:

@@ -13,7 +13,7 @@ including background (index 0). Labels are uint8 with 255 = unknown.
 """
 import os
 import os.path as osp
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
                                                check_label_values, read_label,
                                                write_label)
+from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.plugins import hookimpl
 
 MINING_MODES = ('confidence', 'majority', 'none')
@@ -98,7 +99,7 @@ def iaffinity_miners() -> Dict[str, Any]:
 
 
 def labelled_regions(proposal: np.ndarray,
-                     superpixels: np.ndarray) -> tuple:
+                     superpixels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Ids and classes of the superpixels a proposal labels.
 
     Args:
@@ -195,8 +196,9 @@ def region_probabilities(model: torch.nn.Module, item: dict,
 
 
 def _mine_one(model: Optional[torch.nn.Module], item: dict,
-              labels: np.ndarray, superpixels: np.ndarray, ratio: float,
-              threshold: float, mode: str) -> tuple:
+              labels: np.ndarray, superpixels: Optional[np.ndarray],
+              ratio: float, threshold: float,
+              mode: str) -> Tuple[np.ndarray, int, int]:
     """Next labels of one image and (regions proposed, regions kept)."""
     if mode == 'none':
         return labels, 0, 0
@@ -220,7 +222,7 @@ def mine_labels(model: Optional[torch.nn.Module],
                 dataset: Sequence,
                 label_dir: str,
                 out_dir: str,
-                superpixel_cache,
+                superpixel_cache: SuperpixelCache,
                 ratio: float = 0.8,
                 threshold: float = 0.7,
                 mode: str = 'confidence',
@@ -275,7 +277,9 @@ def mine_labels(model: Optional[torch.nn.Module],
                              f'image {img_id} is {rgb.shape[:2]}; the mining '
                              'pipeline must not resize')
         check_label_values(labels, num_classes, label_path)
-        superpixels = superpixel_cache.get(img_id, rgb)
+        # The "no mining" ablation needs no superpixels.
+        superpixels = None if mode == 'none' else superpixel_cache.get(
+            img_id, rgb)
         mined, proposed, kept = _mine_one(model, item, labels, superpixels,
                                           ratio, threshold, mode)
         write_label(out_path, mined)

@@ -112,11 +112,35 @@ def test_textures_differ_between_classes():
             assert (shapes[i] != shapes[j]).mean() > 0.05
 
 
+def test_core_radius_controls_how_much_of_an_object_is_textured(tmp_path):
+    """Mean |horizontal gradient| inside objects grows with the core."""
+
+    def texture_energy(core_radius):
+        root = make_synthetic_dataset(
+            str(tmp_path / str(core_radius)), num_train=10, num_val=0,
+            core_radius=core_radius, seed=4)
+        energies = []
+        for i in range(10):
+            name = f'train_{i:05d}'
+            image = np.asarray(
+                Image.open(os.path.join(root, 'JPEGImages', name + '.jpg')),
+                float)
+            mask = read_label(
+                os.path.join(root, 'SegmentationClass', name + '.png'))
+            gradient = np.abs(np.diff(image, axis=1)).sum(2)
+            inside = (mask[:, 1:] > 0) & (mask[:, 1:] == mask[:, :-1])
+            energies.append(gradient[inside].mean())
+        return np.mean(energies)
+
+    assert texture_energy(3.0) > 1.5 * texture_energy(0.5)
+
+
 @pytest.mark.parametrize('kwargs', [
     dict(num_classes=len(CLASS_DEFS) + 1),
     dict(num_classes=0),
     dict(min_size=100, max_size=90),
     dict(max_objects=0),
+    dict(core_radius=0.1),
 ])
 def test_bad_generator_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):

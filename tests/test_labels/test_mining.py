@@ -207,6 +207,7 @@ def test_no_mining_copies_labels_and_untagged_regions_drop(noisy_folder):
         mine(root, dataset, 'nope')
 
 
+@pytest.mark.slow
 def test_trained_classifier_mining_raises_precision(noisy_folder):
     """End to end: a tiny RegionClassifier trained briefly on the noisy
     labels themselves removes more noise than the 80 % rule alone."""
@@ -239,7 +240,7 @@ def test_trained_classifier_mining_raises_precision(noisy_folder):
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=3e-3))
     batch = dict(inputs=[item['inputs'] for item in items],
                  data_samples=[item['data_samples'] for item in items])
-    for _ in range(25):
+    for _ in range(40):
         model.train_step(batch, optim)
     before = precision(root / 'labels', gts)['precision']
     majority = precision(mine(root, dataset, 'majority',

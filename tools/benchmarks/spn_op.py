@@ -6,22 +6,26 @@ runs after one warm-up; peak memory = growth of the process's peak resident
 set (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over the whole
 forward+backward runs, measured from after the inputs were created, so it is
 the op's own working memory. The yardstick is one forward+backward of the
-unary DeepLab VGG16-LargeFOV (configs/_base_/models/deeplab_vgg16_largefov.py)
-at the same image size.
+unary DeepLab VGG16-LargeFOV (configs/_base_/models/deeplab_vgg16_largefov.py,
+or the same net from torchvision layers where mmseg is not installed) at the
+same image size.
 
     python tools/benchmarks/spn_op.py            # full table
     python tools/benchmarks/spn_op.py --quick    # small sizes, one repeat
 """
 import argparse
+import importlib.util
 import json
+import os.path as osp
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
+import torch.nn as nn
 
 CHANNELS = 32
 IMPLS = ('naive', 'autograd', 'custom', 'custom 4-dir G=1',
@@ -65,34 +69,69 @@ def autograd_scan(x, g1, g2, g3):
     return torch.stack(columns, -1)
 
 
-def _unary_model():
-    import iaffinity_plugins  # noqa: F401  (registers VGG16LargeFOV etc.)
+def _torchvision_largefov() -> torch.nn.Module:
+    """DeepLab VGG16-LargeFOV from torchvision's vgg16 layers (used where
+    mmseg is not installed): 3x3 pools, pool4/pool5 stride 1, conv5
+    dilation 2, fc6 3x3 dilation 12 (1024), fc7 1x1 (1024), fc8 1x1 (21)."""
+    from torchvision.models import vgg16
+    layers = list(vgg16().features)
+    pools = [i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
+    for n, i in enumerate(pools):
+        layers[i] = nn.MaxPool2d(3, stride=2 if n < 3 else 1, padding=1,
+                                 ceil_mode=True)
+    for conv in layers[pools[3] + 1:pools[4]]:
+        if isinstance(conv, nn.Conv2d):
+            conv.dilation, conv.padding = (2, 2), (2, 2)
+    head = [nn.Conv2d(512, 1024, 3, padding=12, dilation=12), nn.ReLU(True),
+            nn.Dropout2d(0.5), nn.Conv2d(1024, 1024, 1), nn.ReLU(True),
+            nn.Dropout2d(0.5), nn.Conv2d(1024, 21, 1)]
+    return nn.Sequential(*layers, *head)
+
+
+def _unary_model() -> Tuple[torch.nn.Module, str]:
+    """The unary yardstick and where it came from."""
+    try:
+        import iaffinity_plugins  # noqa: F401  (registers VGG16LargeFOV)
+    except ImportError:  # no mmcv/mmseg here: the same net from torchvision
+        return _torchvision_largefov().train(), 'torchvision layers'
     from mmengine.config import Config
 
     from iaffinity_plugins.registry import MODELS
     cfg = Config.fromfile('configs/_base_/models/deeplab_vgg16_largefov.py')
     cfg.model.pop('data_preprocessor')  # the benchmark feeds tensors
-    return MODELS.build(cfg.model).train()
+    model = MODELS.build(cfg.model).train()
+    return (lambda image: model(image, mode='tensor')), 'iaffinity config'
+
+
+def _spn_ops():
+    """The op module, loaded by file: it needs torch only, so the benchmark
+    also runs on hosts without mmcv/mmseg (importing the package would)."""
+    path = osp.join(osp.dirname(__file__), '..', '..', 'iaffinity_plugins',
+                    'models', 'ops', 'spn_scan.py')
+    spec = importlib.util.spec_from_file_location('spn_scan', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _make_case(impl: str, size: int, batch: int) -> Callable[[], torch.Tensor]:
     """A closure running the forward of one case; inputs created here."""
-    import iaffinity_plugins.compat  # noqa: F401
-    from iaffinity_plugins.models.ops.spn_scan import (normalize_gates,
-                                                       spn_propagate, spn_scan)
+    ops = _spn_ops()
     shape = (batch, CHANNELS, size, size)
     if impl == 'VGG16-LargeFOV':
-        model = _unary_model()
+        model, source = _unary_model()
+        print(f'yardstick built from {source}', file=sys.stderr)
         image = torch.randn(batch, 3, size, size)
-        return lambda: model(image, mode='tensor')
+        return lambda: model(image)
     x = torch.randn(shape, requires_grad=True)
     if impl.startswith('custom 4-dir'):
         groups = int(impl.split('G=')[1])
         gates = torch.randn(batch, 12 * groups, size, size).requires_grad_()
-        return lambda: spn_propagate(x, gates)
+        return lambda: ops.spn_propagate(x, gates)
     gates = [g.detach().requires_grad_()
-             for g in normalize_gates(*torch.randn((3, ) + shape))]
-    fn = dict(naive=naive_scan, autograd=autograd_scan, custom=spn_scan)[impl]
+             for g in ops.normalize_gates(*torch.randn((3, ) + shape))]
+    fn = dict(naive=naive_scan, autograd=autograd_scan,
+              custom=ops.spn_scan)[impl]
     return lambda: fn(x, *gates)
 
 

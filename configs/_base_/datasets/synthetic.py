@@ -11,6 +11,7 @@ generator_cfg = dict(
     max_size=128,
     num_classes=5,
     max_objects=3,
+    core_radius=0.75,  # textured core per object, in object radii
     seed=0)
 crop_size = (96, 96)
 train_pipeline = [

@@ -1,0 +1,158 @@
+# The README demo: the whole EM loop (Algorithm 1) on the procedural
+# synthetic set, small networks from random init, on 2 CPU cores.
+#   python tools/train.py configs/iaffinity/synthetic_demo.py
+# Every num_classes=None is filled from the data's class list by
+# tools/train.py (heads: K; CAM classifier: K - 1).
+_base_ = [
+    '../_base_/datasets/synthetic.py', '../_base_/default_runtime.py'
+]
+
+norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size={{_base_.crop_size}})
+# A narrow dilated ResNet-18 (output stride 8): any mmseg backbone fits here.
+backbone = dict(
+    type='ResNetV1c',
+    depth=18,
+    stem_channels=16,
+    base_channels=16,
+    strides=(1, 2, 1, 1),
+    dilations=(1, 1, 2, 4),
+    out_indices=(3, ),
+    norm_cfg=norm_cfg,
+    contract_dilation=True)
+backbone_channels = 128
+
+# --- the four networks of the loop -----------------------------------------
+cam_model = dict(
+    type='CAMClassifier',
+    data_preprocessor=data_preprocessor,
+    backbone=backbone,
+    in_channels=backbone_channels,
+    num_classes=None)
+unary_model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=backbone,
+    decode_head=dict(
+        type='DeepLabV2Head',
+        in_channels=backbone_channels,
+        in_index=-1,
+        channels=128,
+        dilations=(2, 4),
+        dropout_ratio=0.1,
+        num_classes=None,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
+        ignore_index=255),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
+pairwise_model = dict(
+    type='SPNRefiner',
+    data_preprocessor=data_preprocessor,
+    unary=None,  # the trained unary net of the step, filled in by the loop
+    head=dict(
+        type='SPNHead',
+        num_classes=None,
+        propagation_channels=16,
+        channels=(16, 32, 64),
+        propagation_stride=2),
+    loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))
+confidence_model = dict(
+    type='RegionClassifier',
+    data_preprocessor=data_preprocessor,
+    backbone=backbone,
+    in_channels=backbone_channels,
+    hidden_channels=128,
+    num_classes=None)
+
+# --- data of each stage ----------------------------------------------------
+superpixel_cfg = dict(method='felzenszwalb', scale=100, sigma=0.8,
+                      min_size=20)
+# cache_dir and the superpixel parameters are filled in by the loop.
+load_superpixels = dict(type='LoadSuperpixels', cache_dir=None)
+cam_pipeline = [
+    dict(type='LoadImageWithCheck'),
+    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackWSSSInputs')
+]
+superpixel_pipeline = [
+    dict(type='LoadImageWithCheck'),
+    dict(type='LoadAnnotationsWithCheck'), load_superpixels,
+    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackWSSSInputs')
+]
+train_images = dict(
+    type={{_base_.dataset_type}},
+    data_root={{_base_.data_root}},
+    generator_cfg={{_base_.generator_cfg}},
+    ann_file='ImageSets/Segmentation/train.txt')
+
+
+def stage(model, pipeline, lr, iters, batch_size=8):
+    """One network's runner sub-config: SGD with poly decay."""
+    return dict(
+        model=model,
+        train_dataloader=dict(
+            batch_size=batch_size,
+            num_workers=2,
+            persistent_workers=False,
+            sampler=dict(type='InfiniteSampler', shuffle=True),
+            dataset=dict(train_images, pipeline=pipeline)),
+        optim_wrapper=dict(
+            type='OptimWrapper',
+            optimizer=dict(type='SGD', lr=lr, momentum=0.9,
+                           weight_decay=5e-4)),
+        param_scheduler=[
+            dict(type='PolyLR', power=0.9, begin=0, end=iters,
+                 by_epoch=False, eta_min=0.0)
+        ],
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters))
+
+
+# --- the EM loop -----------------------------------------------------------
+model = unary_model  # the final network, evaluated on val
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(train_images, pipeline={{_base_.infer_pipeline}}))
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+train_cfg = dict(
+    type='IterativeAffinityLoop',
+    num_steps=3,
+    cam=stage(cam_model, cam_pipeline, lr=0.02, iters=600),
+    unary=stage(unary_model, {{_base_.train_pipeline}}, lr=0.02, iters=300),
+    pairwise=stage(pairwise_model, superpixel_pipeline, lr=0.01, iters=150),
+    confidence=stage(confidence_model, superpixel_pipeline, lr=0.01,
+                     iters=150),
+    seeds=dict(type='threshold', fg_threshold=0.30, bg_threshold=0.05,
+               scales=(1.0, 0.5, 1.5), flip=True),
+    superpixels=superpixel_cfg,
+    mining=dict(mode='confidence', ratio=0.8, threshold=0.7),
+    final_unary=dict(train_cfg=dict(type='IterBasedTrainLoop',
+                                    max_iters=600)),
+    energy_samples=50)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100,
+                    max_keep_ckpts=1))
+custom_hooks = [dict(type='EMReportHook')]
+randomness = dict(seed=0)
