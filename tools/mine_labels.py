@@ -24,7 +24,8 @@ from mmengine.runner import load_checkpoint
 
 from iaffinity_plugins.cli import load_config
 from iaffinity_plugins.engine.stage_runner import (innermost_dataset,
-                                                   set_pipeline_option,
+                                                   set_transform_options,
+                                                   stage_pipeline,
                                                    train_stage)
 from iaffinity_plugins.labels.mining import MINING_MODES, mine_labels
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
@@ -59,12 +60,11 @@ def with_superpixels(stage_cfg: dict, cache_dir: str, superpixels: dict
     Added right after the image loader when the pipeline lacks it, so any
     segmentation training config can train the classifier.
     """
-    dataset = innermost_dataset(stage_cfg['train_dataloader']['dataset'])
-    pipeline = dataset['pipeline']
+    pipeline = stage_pipeline(stage_cfg)
     if not any(t.get('type') == 'LoadSuperpixels' for t in pipeline):
         pipeline.insert(1, dict(type='LoadSuperpixels'))
-    set_pipeline_option(dataset, 'LoadSuperpixels', cache_dir=cache_dir,
-                        **superpixels)
+    set_transform_options(pipeline, 'LoadSuperpixels', cache_dir=cache_dir,
+                          **superpixels)
     return stage_cfg
 
 
@@ -96,8 +96,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if mode == 'confidence':
         model = MODELS.build(stage_cfg['model'])
         load_checkpoint(model, checkpoint, map_location='cpu')
-    dataset_cfg = copy.deepcopy(
-        innermost_dataset(stage_cfg['train_dataloader']['dataset']))
+    # The stage's own dataloader, or (EM configs) the run's training images.
+    dataloader = stage_cfg.get('train_dataloader', cfg.get('train_dataloader'))
+    dataset_cfg = copy.deepcopy(innermost_dataset(dataloader['dataset']))
     dataset_cfg.update(pipeline=cfg.get('infer_pipeline',
                                         DEFAULT_MINE_PIPELINE),
                        label_dir=None)

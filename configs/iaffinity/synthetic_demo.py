@@ -28,13 +28,22 @@ backbone = dict(
     norm_cfg=norm_cfg,
     contract_dilation=True)
 backbone_channels = 128
+# The CAM classifier stops after stage 3 (64 channels, stride 8): on 96 px
+# images the full network's receptive field covers the whole image and its
+# CAMs stop localising objects.
+cam_backbone = dict(
+    backbone,
+    num_stages=3,
+    strides=(1, 2, 1),
+    dilations=(1, 1, 1),
+    out_indices=(2, ))
 
 # --- the four networks of the loop -----------------------------------------
 cam_model = dict(
     type='CAMClassifier',
     data_preprocessor=data_preprocessor,
-    backbone=backbone,
-    in_channels=backbone_channels,
+    backbone=cam_backbone,
+    in_channels=64,
     num_classes=None)
 unary_model = dict(
     type='EncoderDecoder',
@@ -78,9 +87,11 @@ superpixel_cfg = dict(method='felzenszwalb', scale=100, sigma=0.8,
                       min_size=20)
 # cache_dir and the superpixel parameters are filled in by the loop.
 load_superpixels = dict(type='LoadSuperpixels', cache_dir=None)
+# Image tags stay true for a crop only if the crop keeps most of the image:
+# short edge 96..120 px for 96 px crops.
 cam_pipeline = [
     dict(type='LoadImageWithCheck'),
-    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5),
+    dict(type='RandomResize', scale=(512, 96), ratio_range=(1.0, 1.25),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
     dict(type='RandomFlip', prob=0.5),
@@ -95,58 +106,73 @@ superpixel_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackWSSSInputs')
 ]
-train_images = dict(
-    type={{_base_.dataset_type}},
-    data_root={{_base_.data_root}},
-    generator_cfg={{_base_.generator_cfg}},
-    ann_file='ImageSets/Segmentation/train.txt')
-
-
-def stage(model, pipeline, lr, iters, batch_size=8):
-    """One network's runner sub-config: SGD with poly decay."""
-    return dict(
-        model=model,
-        train_dataloader=dict(
-            batch_size=batch_size,
-            num_workers=2,
-            persistent_workers=False,
-            sampler=dict(type='InfiniteSampler', shuffle=True),
-            dataset=dict(train_images, pipeline=pipeline)),
-        optim_wrapper=dict(
-            type='OptimWrapper',
-            optimizer=dict(type='SGD', lr=lr, momentum=0.9,
-                           weight_decay=5e-4)),
-        param_scheduler=[
-            dict(type='PolyLR', power=0.9, begin=0, end=iters,
-                 by_epoch=False, eta_min=0.0)
-        ],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters))
-
-
 # --- the EM loop -----------------------------------------------------------
 model = unary_model  # the final network, evaluated on val
+# The training images with their tags: labels are made for each of them.
 train_dataloader = dict(
     batch_size=1,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(train_images, pipeline={{_base_.infer_pipeline}}))
+    dataset=dict(
+        type={{_base_.dataset_type}},
+        data_root={{_base_.data_root}},
+        generator_cfg={{_base_.generator_cfg}},
+        ann_file='ImageSets/Segmentation/train.txt',
+        pipeline={{_base_.infer_pipeline}}))
+# mmengine's Runner requires an optimiser with a train loop; every stage
+# brings its own, so this one is never stepped.
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+# Every stage trains on the run's training images (train_dataloader above)
+# with its own pipeline. The paper fine-tunes ImageNet models with SGD (the
+# VOC configs keep its schedules); these small networks start from random
+# init, where AdamW converges in the few hundred iterations a CPU demo has.
+def poly(iters):
+    return [dict(type='PolyLR', power=0.9, begin=0, end=iters,
+                 by_epoch=False, eta_min=0.0)]
+
+
+def adamw(lr):
+    return dict(type='OptimWrapper',
+                optimizer=dict(type='AdamW', lr=lr, weight_decay=1e-4))
+
+
 train_cfg = dict(
     type='IterativeAffinityLoop',
     num_steps=3,
-    cam=stage(cam_model, cam_pipeline, lr=0.02, iters=600),
-    unary=stage(unary_model, {{_base_.train_pipeline}}, lr=0.02, iters=300),
-    pairwise=stage(pairwise_model, superpixel_pipeline, lr=0.01, iters=150),
-    confidence=stage(confidence_model, superpixel_pipeline, lr=0.01,
-                     iters=150),
-    seeds=dict(type='threshold', fg_threshold=0.30, bg_threshold=0.05,
+    cam=dict(
+        model=cam_model,
+        pipeline=cam_pipeline,
+        optim_wrapper=adamw(2e-3),
+        param_scheduler=poly(2000),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=2000)),
+    unary=dict(
+        model=unary_model,
+        pipeline={{_base_.train_pipeline}},
+        optim_wrapper=adamw(2e-3),
+        param_scheduler=poly(600),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=600)),
+    pairwise=dict(
+        model=pairwise_model,
+        pipeline=superpixel_pipeline,
+        optim_wrapper=adamw(1e-3),
+        param_scheduler=poly(300),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=300)),
+    confidence=dict(
+        model=confidence_model,
+        pipeline=superpixel_pipeline,
+        optim_wrapper=adamw(1e-3),
+        param_scheduler=poly(300),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=300)),
+    seeds=dict(type='threshold', fg_threshold=0.40, bg_threshold=0.20,
                scales=(1.0, 0.5, 1.5), flip=True),
     superpixels=superpixel_cfg,
     mining=dict(mode='confidence', ratio=0.8, threshold=0.7),
-    final_unary=dict(train_cfg=dict(type='IterBasedTrainLoop',
-                                    max_iters=600)),
+    # The final unary net trains longer, on the last mined labels.
+    final_unary=dict(
+        param_scheduler=poly(1000),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=1000)),
     energy_samples=50)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

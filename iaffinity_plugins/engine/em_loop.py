@@ -35,7 +35,7 @@ from ..labels.seeds import write_seeds
 from ..labels.superpixels import SuperpixelCache
 from ..registry import LOOPS, MODELS
 from .manifest import Manifest, config_hash
-from .stage_runner import set_pipeline_option, train_stage
+from .stage_runner import set_transform_options, stage_pipeline, train_stage
 
 MINING_MODES = ('confidence', 'majority', 'none')
 
@@ -287,10 +287,10 @@ class IterativeAffinityLoop(BaseLoop):
 
     def _set_superpixels(self, stage_cfg: dict) -> None:
         """Point the stage's ``LoadSuperpixels`` at the run's cache."""
-        set_pipeline_option(stage_cfg['train_dataloader']['dataset'],
-                            'LoadSuperpixels',
-                            cache_dir=osp.join(self.work_dir, 'superpixels'),
-                            **self.superpixels)
+        set_transform_options(stage_pipeline(stage_cfg), 'LoadSuperpixels',
+                              cache_dir=osp.join(self.work_dir,
+                                                 'superpixels'),
+                              **self.superpixels)
 
     def _train_confidence(self, step: int, refined: str) -> str:
         cfg = copy.deepcopy(self.stage_cfgs['confidence'])

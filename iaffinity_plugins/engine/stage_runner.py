@@ -24,20 +24,22 @@ RUNTIME_KEYS = ('default_scope', 'env_cfg', 'log_processor', 'log_level',
 # Hooks that need a val loop or a visualiser of their own: stages have none.
 STAGE_FREE_HOOKS = ('visualization', )
 FINAL_WEIGHTS = 'final_weights.pth'
+# Stage keys that describe its dataloader rather than the runner.
+STAGE_DATA_KEYS = ('pipeline', 'batch_size', 'num_workers')
 
 
-def set_pipeline_option(dataset_cfg: dict, transform_type: str,
-                        **options: Any) -> None:
-    """Set ``options`` on every ``transform_type`` step of a dataset config.
+def stage_pipeline(stage_cfg: dict) -> list:
+    """The training pipeline of a stage config (either form)."""
+    if 'pipeline' in stage_cfg:
+        return stage_cfg['pipeline']
+    return innermost_dataset(stage_cfg['train_dataloader']['dataset'])[
+        'pipeline']
 
-    Args:
-        dataset_cfg (dict): A dataset config with a ``pipeline`` list
-            (wrappers with a nested ``dataset`` are followed).
-        transform_type (str): The ``type`` of the transforms to update.
-    """
-    while 'pipeline' not in dataset_cfg and 'dataset' in dataset_cfg:
-        dataset_cfg = dataset_cfg['dataset']
-    for transform in dataset_cfg.get('pipeline', []):
+
+def set_transform_options(pipeline: list, transform_type: str,
+                          **options: Any) -> None:
+    """Set ``options`` on every ``transform_type`` step of ``pipeline``."""
+    for transform in pipeline:
         if transform.get('type') == transform_type:
             transform.update(options)
 
@@ -49,15 +51,35 @@ def innermost_dataset(dataset_cfg: dict) -> dict:
     return dataset_cfg
 
 
+def stage_dataloader(stage_cfg: dict, dataset_cfg: dict) -> dict:
+    """A stage's training dataloader over the run's training images.
+
+    Args:
+        stage_cfg (dict): The stage config: its ``pipeline`` and optional
+            ``batch_size`` (8) and ``num_workers`` (2).
+        dataset_cfg (dict): The run's training image set (the outer
+            ``train_dataloader.dataset``); its pipeline is replaced.
+    """
+    return dict(
+        batch_size=stage_cfg.get('batch_size', 8),
+        num_workers=stage_cfg.get('num_workers', 2),
+        persistent_workers=False,
+        sampler=dict(type='InfiniteSampler', shuffle=True),
+        dataset=dict(copy.deepcopy(dataset_cfg),
+                     pipeline=copy.deepcopy(stage_cfg['pipeline'])))
+
+
 def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
                            name: str, label_dir: Optional[str]) -> Config:
     """The full runner config of one stage.
 
     Args:
-        stage_cfg (dict): The stage's ``model``, ``train_dataloader``,
-            ``optim_wrapper``, ``param_scheduler`` and ``train_cfg``.
-        runtime_cfg (dict): The outer config (only :data:`RUNTIME_KEYS` are
-            taken from it).
+        stage_cfg (dict): The stage's ``model``, ``optim_wrapper``,
+            ``param_scheduler``, ``train_cfg`` and either a
+            ``train_dataloader`` or the ``pipeline`` (and ``batch_size``,
+            ``num_workers``) of a dataloader over the run's training images.
+        runtime_cfg (dict): The outer config (:data:`RUNTIME_KEYS` and
+            ``train_dataloader.dataset`` are taken from it).
         work_dir (str): The stage's work dir.
         name (str): Stage name, unique per run (names loggers/visualisers).
         label_dir (str, optional): Label folder the stage trains on.
@@ -67,7 +89,13 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
     hooks = cfg.get('default_hooks', {})
     for hook in STAGE_FREE_HOOKS:
         hooks.pop(hook, None)
-    cfg.update(copy.deepcopy(stage_cfg))
+    stage_cfg = copy.deepcopy(stage_cfg)
+    if 'train_dataloader' not in stage_cfg:
+        stage_cfg['train_dataloader'] = stage_dataloader(
+            stage_cfg, runtime_cfg['train_dataloader']['dataset'])
+    for key in STAGE_DATA_KEYS:
+        stage_cfg.pop(key, None)
+    cfg.update(stage_cfg)
     if label_dir is not None:
         innermost_dataset(cfg['train_dataloader']['dataset'])[
             'label_dir'] = label_dir

@@ -11,7 +11,7 @@ import time
 import pytest
 from mmengine.config import Config
 
-from iaffinity_plugins.cli import load_config
+from iaffinity_plugins.cli import replace_data_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'iaffinity', 'synthetic_demo.py')
@@ -33,8 +33,9 @@ def _set_everywhere(node, key, value):
 
 def _tiny_config(tmp_path, iters: int = 8) -> str:
     """The demo config shrunk to seconds: tiny data, few iterations."""
-    cfg = load_config(DEMO, {'data_root': str(tmp_path / 'data')},
-                      str(tmp_path / 'work'), 'none').to_dict()
+    cfg = Config.fromfile(DEMO).to_dict()
+    replace_data_root(cfg, cfg['data_root'], str(tmp_path / 'data'))
+    cfg['work_dir'] = str(tmp_path / 'work')
     _set_everywhere(cfg, 'generator_cfg', TINY_DATA)
     _set_everywhere(cfg, 'crop_size', (48, 48))
     _set_everywhere(cfg, 'size', (48, 48))
@@ -43,11 +44,10 @@ def _tiny_config(tmp_path, iters: int = 8) -> str:
     _set_everywhere(cfg, 'batch_size', 1)
     _set_everywhere(cfg, 'max_iters', iters)
     _set_everywhere(cfg, 'end', iters)
-    _set_everywhere(cfg, 'num_classes', None)
     cfg['train_dataloader']['batch_size'] = 1
     loop = cfg['train_cfg']
     for stage in ('cam', 'unary', 'pairwise', 'confidence'):
-        loop[stage]['train_dataloader']['batch_size'] = 4
+        loop[stage].update(batch_size=4, num_workers=0)
     loop.update(num_steps=2, energy_samples=4)
     loop['seeds'].update(scales=(1.0, ), flip=False)
     cfg['default_hooks']['checkpoint']['interval'] = 2

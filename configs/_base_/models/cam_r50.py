@@ -3,6 +3,8 @@
 # ImageNet weights: leaf configs set the backbone's init_cfg to a local
 # checkpoint (mmengine fails on a missing Pretrained path).
 norm_cfg = dict(type='BN', requires_grad=True)
+# Training batches need a common size: leaf configs add
+# model = dict(data_preprocessor=dict(size=crop_size)) as mmseg's do.
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],

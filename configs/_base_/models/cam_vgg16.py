@@ -1,6 +1,8 @@
 # CAM classifier on DeepLab's VGG16 (pool5, 512 channels, output stride 8).
 # ImageNet weights: as in deeplab_vgg16_largefov.py, leaf configs set the
 # backbone's init_cfg to a local torchvision vgg16 state_dict.
+# Training batches need a common size: leaf configs add
+# model = dict(data_preprocessor=dict(size=crop_size)) as mmseg's do.
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],

@@ -5,6 +5,8 @@
 #       type='Pretrained', checkpoint='data/pretrained/vgg16-397923af.pth')))
 # The base leaves it None because mmengine fails when a Pretrained path is
 # missing, and no weights are downloaded at run time.
+# Training batches need a common size: leaf configs add
+# model = dict(data_preprocessor=dict(size=crop_size)) as mmseg's do.
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],

@@ -3,6 +3,8 @@
 #   model = dict(backbone=dict(init_cfg=dict(
 #       type='Pretrained', checkpoint='data/pretrained/resnet101_v1c.pth')))
 norm_cfg = dict(type='SyncBN', requires_grad=True)
+# Training batches need a common size: leaf configs add
+# model = dict(data_preprocessor=dict(size=crop_size)) as mmseg's do.
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
