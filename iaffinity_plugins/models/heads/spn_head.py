@@ -14,7 +14,7 @@ out), ``apply_affinity`` to a K-channel class map directly (the gates
 averaged over groups: identical when G = 1).
 """
 import math
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -95,11 +95,12 @@ class SPNHead(BaseModule):
 
     def __init__(self,
                  num_classes: int,
-                 propagation_channels: int = 16,
+                 propagation_channels: Optional[int] = 16,
                  num_gate_groups: int = 1,
                  channels: Sequence[int] = (16, 32, 64),
                  propagation_stride: int = 2,
                  merge: str = 'max',
+                 output: str = 'residual',
                  norm_cfg: dict = dict(type='BN'),
                  eps: float = 1e-6,
                  init_cfg=dict(
@@ -113,22 +114,32 @@ class SPNHead(BaseModule):
                 'propagation_stride must be a power of two below '
                 f'2 ** len(channels) = {2**len(channels)}, '
                 f'got {propagation_stride}')
-        if propagation_channels % num_gate_groups:
-            raise ValueError(f'propagation_channels ({propagation_channels}) '
+        scan_channels = (num_classes if propagation_channels is None else
+                         propagation_channels)
+        if scan_channels % num_gate_groups:
+            raise ValueError(f'propagation channels ({scan_channels}) '
                              f'must be divisible by num_gate_groups '
                              f'({num_gate_groups})')
+        if output not in ('residual', 'normalized'):
+            raise ValueError("SPNHead: output must be 'residual' or "
+                             f"'normalized', got {output!r}")
         self.num_classes = num_classes
+        self.propagation_channels = propagation_channels
         self.propagation_stride = propagation_stride
         self.merge = merge
+        self.output = output
         self.eps = eps
         self.guidance = GuidanceNet(channels, out_level, norm_cfg)
         self.conv_gates = nn.Conv2d(channels[out_level],
                                     NUM_GATE_MAPS * num_gate_groups, 1)
-        self.conv_in = nn.Conv2d(num_classes, propagation_channels, 1)
-        # No bias on the way out: with G = I the change is exactly zero, so
-        # the refined logits equal the unary log-probabilities.
-        self.conv_out = nn.Conv2d(
-            propagation_channels, num_classes, 1, bias=False)
+        if propagation_channels is None:
+            self.conv_in = self.conv_out = None
+        else:
+            self.conv_in = nn.Conv2d(num_classes, propagation_channels, 1)
+            # No bias on the way out: with G = I the change is exactly zero,
+            # so the refined output equals the unary prediction.
+            self.conv_out = nn.Conv2d(
+                propagation_channels, num_classes, 1, bias=False)
 
     def _propagation_size(self, size: Sequence[int]) -> Tuple[int, int]:
         return tuple(math.ceil(s / self.propagation_stride) for s in size)
@@ -171,15 +182,24 @@ class SPNHead(BaseModule):
                 f'(N, {self.num_classes}, H, W) for image '
                 f'{tuple(image.shape)}')
         gates = self.gates(image)
-        # conv_in/conv_out are 1x1 and linear, so they commute with the area
-        # down- and bilinear up-sampling of the lifted G.
-        change = self.conv_out(
-            self._propagation_change(self.conv_in(unary_probs), gates))
-        # Residual on the unary log-probabilities: the pairwise net refines
-        # the unary evidence, it must not first destroy it, so an untrained
-        # head (gates near zero) starts at the unary prediction.
-        logits = unary_probs.clamp_min(self.eps).log() + self._lift(
-            change, image.shape[2:])
+        if self.conv_in is None:
+            # G alpha_u itself: a (K, H, W) map through the affinity only
+            change = self._propagation_change(unary_probs, gates)
+        else:
+            # conv_in/conv_out are 1x1 and linear, so they commute with the
+            # area down- and bilinear up-sampling of the lifted G.
+            change = self.conv_out(
+                self._propagation_change(self.conv_in(unary_probs), gates))
+        change = self._lift(change, image.shape[2:])
+        if self.output == 'residual':
+            # Residual on the unary log-probabilities: an untrained head
+            # (gates near zero) starts at the unary prediction.
+            logits = unary_probs.clamp_min(self.eps).log() + change
+        else:
+            # alpha_p = G alpha_u renormalised over classes; SPN gates may be
+            # negative, so G alpha_u may leave the simplex slightly.
+            refined = (unary_probs + change).clamp_min(self.eps)
+            logits = (refined / refined.sum(1, keepdim=True)).log()
         return logits, gates
 
     def apply_affinity(self, a: Tensor, gates: Tensor) -> Tensor:
