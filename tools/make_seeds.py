@@ -13,54 +13,17 @@ skipped, so an interrupted run resumes.
 """
 import argparse
 import copy
-import os.path as osp
 from typing import List, Optional
 
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint
 
+from iaffinity_plugins.cli import load_config
+from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
 from iaffinity_plugins.engine.stage_runner import innermost_dataset
 from iaffinity_plugins.labels.seeds import write_seeds
 from iaffinity_plugins.registry import DATASETS, MODELS
-
-SHOWN_KEYS = 5
-
-
-def load_checkpoint_strict(model: torch.nn.Module, checkpoint: str) -> None:
-    """Load ``checkpoint`` into ``model``, requiring an exact key/shape match.
-
-    Raises:
-        FileNotFoundError: naming the missing checkpoint.
-        RuntimeError: naming the checkpoint and the first missing,
-            unexpected and shape-mismatched keys.
-    """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    state = _load_checkpoint(checkpoint, map_location='cpu')
-    state = state.get('state_dict', state)
-    # Weights saved from a DDP-wrapped model carry a 'module.' prefix.
-    state = {key.removeprefix('module.'): value
-             for key, value in state.items()}
-    expected = model.state_dict()
-    problems = {
-        'missing': sorted(set(expected) - set(state)),
-        'unexpected': sorted(set(state) - set(expected)),
-        'shape-mismatched': sorted(
-            key for key in set(state) & set(expected)
-            if state[key].shape != expected[key].shape),
-    }
-    found = {kind: keys for kind, keys in problems.items() if keys}
-    if found:
-        details = '; '.join(
-            f'{len(keys)} {kind} keys, first: {keys[:SHOWN_KEYS]}'
-            for kind, keys in found.items())
-        raise RuntimeError(f'checkpoint {checkpoint} does not match the '
-                           f'config\'s model: {details}')
-    model.load_state_dict(state, strict=True)
-
 
 def build_infer_dataset(cfg: Config):
     """The data set to label: ``infer_dataloader`` or ``train_dataloader``'s,
@@ -87,13 +50,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         help='override config keys, e.g. seed_cfg.type=psa')
     args = parser.parse_args(argv)
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    # Pipelines name our transforms without a scope prefix; load_config
+    # builds the data set to fill num_classes=None from it.
+    init_default_scope('mmseg')
+    cfg = load_config(args.config, args.cfg_options, None, 'none')
     for key in ('model', 'seed_cfg'):
         if key not in cfg:
             raise KeyError(f'{args.config} has no {key!r}')
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     load_checkpoint_strict(model, args.checkpoint)
     model.to(args.device)

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.dist import barrier, is_main_process
-from mmengine.runner import BaseLoop, load_checkpoint
+from mmengine.runner import BaseLoop
 
 from ..evaluation.energy import propagation_energy
 from ..evaluation.label_metrics import evaluate_label_dir
@@ -34,6 +34,7 @@ from ..labels.refinement import write_refined_labels
 from ..labels.seeds import write_seeds
 from ..labels.superpixels import SuperpixelCache
 from ..registry import LOOPS, MODELS
+from .checkpoint import load_checkpoint_strict
 from .manifest import Manifest, config_hash
 from .stage_runner import set_transform_options, stage_pipeline, train_stage
 
@@ -165,8 +166,7 @@ class IterativeAffinityLoop(BaseLoop):
                     final_cfg, self.runner.cfg,
                     osp.join(self.work_dir, 'final', 'unary'),
                     'final/unary', self.labels_dir(self.num_steps))))
-            load_checkpoint(self.runner.model, weights['weights'],
-                            map_location='cpu', strict=True)
+            load_checkpoint_strict(self.runner.model, weights['weights'])
             if self.runner.val_loop is not None:
                 final = self.runner.val_loop.run()
         self.runner.call_hook('after_em_run', records=self.records,
@@ -371,6 +371,6 @@ class IterativeAffinityLoop(BaseLoop):
                     weights: str) -> torch.nn.Module:
         """Build a model from its config and load a stage's final weights."""
         model = MODELS.build(copy.deepcopy(model_cfg))
-        load_checkpoint(model, weights, map_location='cpu', strict=True)
+        load_checkpoint_strict(model, weights)
         device = next(self.runner.model.parameters()).device
         return model.to(device).eval()
