@@ -57,7 +57,9 @@ pairwise_model = dict(
     head=dict(
         type='SPNHead',
         num_classes=None,
-        propagation_channels=32,
+        # alpha_p = G alpha_u: the K probabilities propagated, renormalised
+        propagation_channels=None,
+        output='normalized',
         channels=(32, 64, 128),
         propagation_stride=2),
     loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))

@@ -67,10 +67,14 @@ pairwise_model = dict(
     type='SPNRefiner',
     data_preprocessor=data_preprocessor,
     unary=None,  # the trained unary net of the step, filled in by the loop
+    # alpha_p = G alpha_u (the paper): the K class probabilities themselves
+    # are propagated and renormalised, no free K -> P -> K projection that
+    # would let the head memorise the noisy labels (see SPNHead).
     head=dict(
         type='SPNHead',
         num_classes=None,
-        propagation_channels=16,
+        propagation_channels=None,
+        output='normalized',
         channels=(16, 32, 64),
         propagation_stride=2),
     loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))

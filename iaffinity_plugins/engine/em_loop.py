@@ -39,6 +39,7 @@ from .manifest import Manifest, config_hash
 from .stage_runner import set_transform_options, stage_pipeline, train_stage
 
 MINING_MODES = ('confidence', 'majority', 'none')
+UNARY_LABELS = ('mined', 'refined')
 
 
 @LOOPS.register_module()
@@ -65,6 +66,9 @@ class IterativeAffinityLoop(BaseLoop):
         superpixels (dict): Superpixel ``method`` and its parameters.
         mining (dict): ``mode`` (one of :data:`MINING_MODES`), ``ratio``,
             ``threshold``.
+        unary_labels (str): What the unary net trains on after step 0:
+            ``'mined'`` Y_t, or ``'refined'`` the previous refined labels
+            (see :meth:`unary_labels_dir`).
         final_unary (dict, optional): Overrides merged into ``unary`` for the
             final training (e.g. more iterations).
         train_final (bool): Train the final unary net on Y_T (and evaluate
@@ -79,6 +83,7 @@ class IterativeAffinityLoop(BaseLoop):
                  seeds: Optional[dict] = None,
                  superpixels: Optional[dict] = None,
                  mining: Optional[dict] = None,
+                 unary_labels: str = 'mined',
                  final_unary: Optional[dict] = None,
                  train_final: bool = True,
                  energy_samples: int = 100) -> None:
@@ -91,6 +96,9 @@ class IterativeAffinityLoop(BaseLoop):
         if mining['mode'] == 'confidence' and confidence is None:
             raise ValueError("train_cfg.confidence is required when "
                              "train_cfg.mining.mode == 'confidence'")
+        if unary_labels not in UNARY_LABELS:
+            raise ValueError(f'train_cfg.unary_labels must be one of '
+                             f'{UNARY_LABELS}, got {unary_labels!r}')
         if num_steps < 0:
             raise ValueError(f'train_cfg.num_steps must be >= 0, got '
                              f'{num_steps}')
@@ -102,6 +110,7 @@ class IterativeAffinityLoop(BaseLoop):
         self.seeds = {'type': 'threshold', **(seeds or {})}
         self.superpixels = {'method': 'felzenszwalb', **(superpixels or {})}
         self.mining = mining
+        self.unary_labels = unary_labels
         self.energy_samples = energy_samples
         self.work_dir = runner.work_dir
         self.manifest = Manifest(osp.join(self.work_dir, 'manifest.json'))
@@ -145,6 +154,18 @@ class IterativeAffinityLoop(BaseLoop):
             names.append('final/unary')
         return names
 
+    def unary_labels_dir(self, step: int) -> str:
+        """The labels the unary net of ``step`` trains on.
+
+        ``unary_labels='mined'``: Y_step, like the pairwise net.
+        ``unary_labels='refined'`` (Algorithm 1 of the paper: f_{t+1} is
+        trained on alpha_t^p): the refined labels of the previous step, dense
+        where the mined ones leave much unknown; the seeds at step 0.
+        """
+        if self.unary_labels == 'mined' or step == 0:
+            return self.labels_dir(step)
+        return osp.join(self.work_dir, f'step_{step - 1}', 'refined')
+
     def labels_dir(self, step: int) -> str:
         """The label folder Y_step (seeds for step 0)."""
         name = 'seeds' if step == 0 else 'labels'
@@ -165,7 +186,7 @@ class IterativeAffinityLoop(BaseLoop):
                 lambda: dict(weights=train_stage(
                     final_cfg, self.runner.cfg,
                     osp.join(self.work_dir, 'final', 'unary'),
-                    'final/unary', self.labels_dir(self.num_steps))))
+                    'final/unary', self.unary_labels_dir(self.num_steps))))
             load_checkpoint_strict(self.runner.model, weights['weights'])
             if self.runner.val_loop is not None:
                 final = self.runner.val_loop.run()
@@ -178,11 +199,13 @@ class IterativeAffinityLoop(BaseLoop):
         """One EM step on labels Y_step."""
         prefix = osp.join(self.work_dir, f'step_{step}')
         labels = self.labels_dir(step)
+        unary_labels = self.unary_labels_dir(step)
         unary = self._run_stage(
-            f'step_{step}/unary', [self.stage_cfgs['unary'], labels],
+            f'step_{step}/unary', [self.stage_cfgs['unary'], unary_labels],
             lambda: dict(weights=train_stage(
                 self.stage_cfgs['unary'], self.runner.cfg,
-                osp.join(prefix, 'unary'), f'step_{step}/unary', labels)))
+                osp.join(prefix, 'unary'), f'step_{step}/unary',
+                unary_labels)))
         pairwise_cfg = self._pairwise_cfg(unary['weights'])
         pairwise = self._run_stage(
             f'step_{step}/pairwise', [pairwise_cfg, labels],

@@ -20,12 +20,17 @@ model = dict(
     head=dict(
         type='SPNHead',
         num_classes=21,  # K, background included
-        propagation_channels=16,
+        # None: alpha_p = G alpha_u on the K class probabilities (the
+        # paper); an int P adds 1x1 projections K -> P -> K (see SPNHead)
+        propagation_channels=None,
         num_gate_groups=1,
         channels=(16, 32, 64),
         # the scan runs at 1/2 of the input: CPU cost, see SPNHead
         propagation_stride=2,
-        merge='max'),
+        merge='max',
+        # 'normalized': CE on log(G alpha_u / sum_k); 'residual': log
+        # alpha_u + change (the projected design)
+        output='normalized'),
     loss_decode=dict(
         type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
         avg_non_ignore=True),

@@ -6,12 +6,26 @@ h x w propagation size = ceil(H / s) x ceil(W / s) for the propagation
 stride s, P propagation channels, G gate groups.
 
 The affinity G of this head, at the propagation resolution, is the
-4-direction SPN scan with max merge (:func:`spn_propagate`). It is lifted to
-the input resolution as a residual, ``G a = a + up(prop(down(a)) - down(a))``,
-so zero gates give exactly the identity at any stride. ``forward`` applies
-it to the unary probabilities projected to P channels (1x1 convs in and
-out), ``apply_affinity`` to a K-channel class map directly (the gates
-averaged over groups: identical when G = 1).
+4-direction SPN scan (:func:`spn_propagate`). It is lifted to the input
+resolution as a residual, ``G a = a + up(prop(down(a)) - down(a))``, so zero
+gates give exactly the identity at any stride. ``apply_affinity`` applies G
+to any class map (the E-step operator and the one of the energy J).
+
+``forward`` has two designs, chosen by ``propagation_channels``/``output``:
+
+* paper (``propagation_channels=None, output='normalized'``): the refined
+  map is alpha_p = G alpha_u itself (Sec. 3.1, 3.2.2), renormalised over the
+  K classes, and the loss is CE on log alpha_p. G only moves probability
+  mass along image-driven paths, so it cannot memorise the (noisy) labels it
+  is trained on, and ``apply_affinity(alpha_u)`` is exactly what ``forward``
+  refines.
+* projected (default ``propagation_channels=16, output='residual'``): the
+  unary probabilities are projected to P channels (1x1 convs in and out)
+  and the change of the propagation is added to log alpha_u. The free
+  K -> P -> K class mixing makes this a small segmentation net of its own:
+  trained on the noisy labels Y_t it reproduces them (on the synthetic demo
+  it refined *below* the unary net), and its output is not G alpha_u, so
+  ``apply_affinity`` (gates averaged over groups) is only related to it.
 """
 import math
 from typing import Optional, Sequence, Tuple
@@ -81,12 +95,21 @@ class SPNHead(BaseModule):
 
     Args:
         num_classes (int): K.
-        propagation_channels (int): P, channels the propagation runs on.
+        propagation_channels (int, optional): P, channels the propagation
+            runs on, reached by 1x1 projections K -> P -> K; None propagates
+            the K class probabilities themselves (the paper's
+            alpha_p = G alpha_u, see the module docstring).
         num_gate_groups (int): G, gate maps per direction and neighbour;
-            P must be divisible by G.
+            P (K when ``propagation_channels`` is None) must be divisible
+            by G.
         channels (Sequence[int]): guidance net channels per level.
         propagation_stride (int): power of two, < 2 ** len(channels).
         merge (str): direction merge of :func:`spn_propagate`.
+        output (str): 'residual': logits = log alpha_u + up(change), the
+            head's original design; 'normalized': logits = log of
+            ``clamp(alpha_u + up(change), eps)`` renormalised over classes,
+            i.e. log(G alpha_u) for ``propagation_channels=None`` (SPN gates
+            may be negative, so G alpha_u may leave the simplex a little).
         norm_cfg (dict): guidance net norm layer.
         eps (float): floor of the probabilities before the log.
         init_cfg (dict, optional): mmengine init config; by default the gate
@@ -206,9 +229,14 @@ class SPNHead(BaseModule):
         """G a for a class map a (N, K', H, W) and raw gates of this head.
 
         Returns:
-            Tensor: (N, K', H, W), ``a + up(prop(down(a)) - down(a))`` with
-            the raw gates averaged over groups (any K').
+            Tensor: (N, K', H, W), ``a + up(prop(down(a)) - down(a))``. With
+            ``propagation_channels=None`` and K' = K the gates are used per
+            group, exactly the G of :meth:`forward` (which then returns
+            log of this map for ``a = alpha_u``, renormalised); otherwise
+            (any K') the raw gates are averaged over groups (identical when
+            G = 1).
         """
         n, _, height, width = gates.shape
-        shared = gates.view(n, NUM_GATE_MAPS, -1, height, width).mean(2)
-        return a + self._lift(self._propagation_change(a, shared), a.shape[2:])
+        if not (self.conv_in is None and a.shape[1] == self.num_classes):
+            gates = gates.view(n, NUM_GATE_MAPS, -1, height, width).mean(2)
+        return a + self._lift(self._propagation_change(a, gates), a.shape[2:])

@@ -120,8 +120,12 @@ class SPNRefiner(BaseSegmentor):
         """G a for any class map a (N, K', H, W) with the image's gates.
 
         G is the head's lifted SPN propagation (see
-        :mod:`~iaffinity_plugins.models.heads.spn_head`), the same operator
-        :meth:`refine` applies to the projected unary probabilities.
+        :mod:`~iaffinity_plugins.models.heads.spn_head`). With the paper's
+        head (``propagation_channels=None, output='normalized'``),
+        :meth:`refine` returns exactly ``log(G alpha_u)`` renormalised over
+        classes, so the E-step, the refined labels and the energy J use one
+        operator; with the projected head, :meth:`refine` applies G to
+        projected probabilities instead.
         """
         return self.head.apply_affinity(a, self.head.gates(inputs))
 

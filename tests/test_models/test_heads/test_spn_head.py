@@ -79,7 +79,71 @@ def test_default_init_starts_near_the_unary():
     assert (logits.softmax(1) - probs).abs().max() < 0.2
 
 
+def make_pure_head(**kwargs):
+    """The paper's design: alpha_p = G alpha_u, no class projection."""
+    return make_head(propagation_channels=None, output='normalized', **kwargs)
+
+
+def test_pure_head_has_no_class_projection():
+    head = make_pure_head()
+    assert head.conv_in is None and head.conv_out is None
+    assert not any(name.startswith(('conv_in', 'conv_out'))
+                   for name, _ in head.named_parameters())
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('groups', [1, 3])
+def test_pure_head_output_is_normalised_g_alpha_u(stride, groups):
+    head = make_pure_head(propagation_stride=stride, num_gate_groups=groups)
+    image, probs = torch.randn(2, 3, 11, 14), random_probs(2, 3, 11, 14)
+    # large gates: the propagation really moves mass
+    gates = torch.randn_like(head.gates(image))
+    head.gates = lambda _: gates
+    logits, _ = head(image, probs)
+    refined = head.apply_affinity(probs, gates).clamp_min(head.eps)
+    torch.testing.assert_close(logits.exp(),
+                               refined / refined.sum(1, keepdim=True))
+    torch.testing.assert_close(logits.exp().sum(1), torch.ones(2, 11, 14))
+    if groups > 1:  # a K' != K map uses the group-averaged gates
+        a = torch.rand(2, 2, 11, 14)
+        shared = gates.view(2, 12, groups, *gates.shape[2:]).mean(2)
+        torch.testing.assert_close(
+            head.apply_affinity(a, gates),
+            a + F.interpolate(spn_propagate(
+                F.interpolate(a, size=gates.shape[2:], mode='area'), shared)
+                - F.interpolate(a, size=gates.shape[2:], mode='area'),
+                size=(11, 14), mode='bilinear'))
+
+
+def test_pure_head_zero_gates_and_absent_classes():
+    head = make_pure_head()
+    torch.nn.init.zeros_(head.conv_gates.weight)
+    torch.nn.init.zeros_(head.conv_gates.bias)
+    probs = random_probs(1, 3, 10, 12)
+    logits, _ = head(torch.randn(1, 3, 10, 12), probs)
+    torch.testing.assert_close(logits.exp(), probs)
+    # a class of zero unary probability (absent tag) gets no mass from G
+    torch.nn.init.normal_(head.conv_gates.weight)
+    probs[:, 2] = 0
+    probs = probs / probs.sum(1, keepdim=True)
+    logits, _ = head(torch.randn(1, 3, 10, 12), probs)
+    assert logits.exp()[:, 2].max() < 1e-4
+
+
+def test_pure_head_gradients_reach_the_guidance_net():
+    head = make_pure_head().train()
+    labels = torch.randint(0, 3, (2, 12, 12))
+    logits, _ = head(torch.randn(2, 3, 12, 12), random_probs(2, 3, 12, 12))
+    F.nll_loss(logits, labels).backward()
+    for name, param in head.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
 def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match='output'):
+        SPNHead(num_classes=3, output='softmax')
+    with pytest.raises(ValueError, match='divisible'):
+        SPNHead(num_classes=3, propagation_channels=None, num_gate_groups=2)
     with pytest.raises(ValueError, match='propagation_stride'):
         SPNHead(num_classes=3, propagation_stride=3)
     with pytest.raises(ValueError, match='propagation_stride'):

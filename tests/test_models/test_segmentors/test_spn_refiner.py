@@ -130,6 +130,34 @@ def test_refine_and_apply_affinity():
     torch.testing.assert_close(refiner.apply_affinity(inputs, a), expected)
 
 
+PURE_HEAD = dict(type='SPNHead', num_classes=K, propagation_channels=None,
+                 output='normalized', channels=(4, 8, 8))
+
+
+def test_pure_refine_is_normalised_apply_affinity():
+    """refine (paper design) = G alpha_u renormalised, G = apply_affinity."""
+    refiner = make_refiner(head=PURE_HEAD).eval()
+    for p in refiner.head.conv_gates.parameters():
+        nn.init.normal_(p, std=0.5)
+    inputs = torch.randn(2, 3, 12, 16)
+    probs = refiner.unary_probs(inputs, make_samples(2, (12, 16)))
+    logits, gates = refiner.refine(inputs, probs)
+    refined = refiner.apply_affinity(inputs, probs).clamp_min(1e-6)
+    torch.testing.assert_close(logits.exp(),
+                               refined / refined.sum(1, keepdim=True))
+    assert (logits.exp() - probs).abs().max() > 1e-3  # G is not identity
+
+
+def test_pure_refiner_trains():
+    refiner = make_refiner(head=PURE_HEAD)
+    refiner.train()
+    losses = refiner(torch.randn(2, 3, 16, 20), make_samples(2, (16, 20)),
+                     mode='loss')
+    assert set(losses) == {'loss_ce', 'loss_smooth'}
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in refiner.head.parameters())
+
+
 def test_unary_checkpoint(tmp_path):
     source = make_refiner()
     for p in source.unary.parameters():
