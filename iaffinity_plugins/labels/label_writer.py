@@ -2,33 +2,49 @@
 
 Images are sharded across distributed ranks (rank r takes every world-size-th
 image), so each label file is written by exactly one process; images whose
-output already exists are skipped, which makes every writer resumable.
+output already exists are skipped, which makes every writer resumable (all
+outputs are written atomically, so an existing file is complete).
 """
 import os.path as osp
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 from mmengine.dist import get_dist_info
 from tqdm import tqdm
 
 
-def images_to_write(dataset, out_dir: str, progress: bool = True,
-                    desc: str = 'labels',
-                    suffix: str = '.png') -> Iterator[Tuple[dict, str]]:
-    """Yield ``(item, img_id)`` for this rank's images not yet in ``out_dir``.
+def pending_images(dataset, out_dir: str,
+                   suffix: str = '.png') -> Tuple[List[Tuple[int, str]], int]:
+    """This rank's images whose ``<img_id><suffix>`` is not in ``out_dir``.
 
     Args:
         dataset: An mmengine ``BaseDataset`` whose data infos have ``img_id``.
-        out_dir (str): Folder holding ``<img_id><suffix>`` outputs.
-        progress (bool): Show a progress bar (rank 0 only).
-        desc (str): Progress bar label.
+        out_dir (str): Folder of the outputs.
         suffix (str): Output file suffix that marks an image as done.
+
+    Returns:
+        tuple: ``[(index, img_id), ...]`` still to write, and the number of
+        this rank's images already written.
     """
     rank, world_size = get_dist_info()
-    pending = []
+    pending, done = [], 0
     for index in range(rank, len(dataset), world_size):
         img_id = dataset.get_data_info(index)['img_id']
-        if not osp.exists(osp.join(out_dir, img_id + suffix)):
+        if osp.exists(osp.join(out_dir, img_id + suffix)):
+            done += 1
+        else:
             pending.append((index, img_id))
+    return pending, done
+
+
+def load_images(dataset, pending: List[Tuple[int, str]],
+                progress: bool = True,
+                desc: str = 'labels') -> Iterator[Tuple[dict, str]]:
+    """Yield ``(item, img_id)`` for ``pending``, with a progress bar on rank 0.
+
+    Raises:
+        RuntimeError: the pipeline dropped an image (naming it).
+    """
+    rank, _ = get_dist_info()
     for index, img_id in tqdm(pending, desc=desc, unit='img',
                               disable=not progress or rank != 0):
         # prepare_data, not __getitem__: in train mode mmengine replaces a
@@ -38,3 +54,10 @@ def images_to_write(dataset, out_dir: str, progress: bool = True,
             raise RuntimeError(f'the pipeline dropped image {img_id!r} '
                                f'(index {index}) of {type(dataset).__name__}')
         yield item, img_id
+
+
+def images_to_write(dataset, out_dir: str, progress: bool = True,
+                    desc: str = 'labels') -> Iterator[Tuple[dict, str]]:
+    """``load_images`` over this rank's images not yet in ``out_dir``."""
+    pending, _ = pending_images(dataset, out_dir)
+    return load_images(dataset, pending, progress, desc)

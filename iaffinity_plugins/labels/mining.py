@@ -17,11 +17,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
                                                check_label_values, read_label,
                                                write_label)
+from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.plugins import hookimpl
 
@@ -230,7 +230,8 @@ def mine_labels(model: Optional[torch.nn.Module],
     """Mine the next label folder ``out_dir`` from the labels in ``label_dir``.
 
     Resumable: images whose output already exists are skipped (outputs are
-    written atomically, so an existing file is complete).
+    written atomically, so an existing file is complete). Images are sharded
+    across distributed ranks (:mod:`.label_writer`).
 
     Args:
         model (RegionClassifier | None): Needed for mode ``'confidence'``.
@@ -259,16 +260,12 @@ def mine_labels(model: Optional[torch.nn.Module],
         model.eval()
     os.makedirs(out_dir, exist_ok=True)
     num_classes = len(dataset.metainfo['classes'])
-    summary = dict(images=0, skipped=0, regions_proposed=0, regions_kept=0,
-                   empty_images=[])
-    for index in tqdm(range(len(dataset)), desc=f'mining ({mode})',
-                      disable=not progress):
-        img_id = dataset.get_data_info(index)['img_id']
+    pending, done = pending_images(dataset, out_dir)
+    summary = dict(images=0, skipped=done, regions_proposed=0,
+                   regions_kept=0, empty_images=[])
+    for item, img_id in load_images(dataset, pending, progress,
+                                    f'mining ({mode})'):
         out_path = osp.join(out_dir, f'{img_id}.png')
-        if osp.exists(out_path):
-            summary['skipped'] += 1
-            continue
-        item = dataset[index]
         label_path = osp.join(label_dir, f'{img_id}.png')
         labels = read_label(label_path)
         rgb = item['inputs'].flip(0).permute(1, 2, 0).contiguous().numpy()

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
-from tqdm import tqdm
 
 from iaffinity_plugins.labels.label_io import atomic_write_bytes, write_label
+from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.plugins import get_extension, hookimpl
 
 IGNORE_INDEX = 255
@@ -182,11 +182,11 @@ def _save_cam(path: str, cams: Tensor) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _metainfo(item: dict, index: int, key: str):
+def _metainfo(item: dict, img_id: str, key: str):
     """``item['data_samples'].metainfo[key]`` or an error naming the item."""
     metainfo = item['data_samples'].metainfo
     if key not in metainfo:
-        raise KeyError(f"data set item {index} "
+        raise KeyError(f"data set item {img_id} "
                        f"({metainfo.get('img_path', 'no img_path')}) has no "
                        f"metainfo[{key!r}]: end the pipeline with "
                        'PackWSSSInputs')
@@ -206,9 +206,9 @@ def write_seeds(model: torch.nn.Module,
 
     Writes ``<out_dir>/<img_id>.png`` (VOC palette, 255 = unknown) and, when
     ``cam_dir`` is given, ``<cam_dir>/<img_id>.npy`` ((K-1, H, W) float16
-    normalised CAMs). Resumable: an image whose PNG (and CAM, when asked
-    for) already exists is skipped; both files are written atomically, the
-    CAM first. Images with no tag become all background
+    normalised CAMs). Resumable: an image whose PNG already exists is
+    skipped; both files are written atomically, the CAM first. Images are
+    sharded across distributed ranks (:mod:`.label_writer`). Images with no tag become all background
     and are counted (with one warning listing them). The model is put in
     eval mode.
 
@@ -230,19 +230,15 @@ def write_seeds(model: torch.nn.Module,
     seed_kwargs = dict(seed_cfg)
     seed_rule = get_extension('seed_generator', seed_kwargs.pop('type'))
     model.eval()
-    counts = dict(total=len(dataset), written=0, skipped=0, empty_tags=0)
+    pending, done = pending_images(dataset, out_dir)
+    counts = dict(total=len(pending) + done, written=0, skipped=done,
+                  empty_tags=0)
     empty_ids = []
-    for index in tqdm(range(len(dataset)), desc='seeds', disable=not progress):
-        item = dataset[index]
-        img_id = _metainfo(item, index, 'img_id')
+    for item, img_id in load_images(dataset, pending, progress, 'seeds'):
         label_path = osp.join(out_dir, f'{img_id}.png')
         cam_path = None if cam_dir is None else osp.join(cam_dir,
                                                          f'{img_id}.npy')
-        if osp.exists(label_path) and (cam_path is None
-                                       or osp.exists(cam_path)):
-            counts['skipped'] += 1
-            continue
-        tags = _metainfo(item, index, 'tags')
+        tags = _metainfo(item, img_id, 'tags')
         no_tags = not _present(tags).any()
         if no_tags:
             counts['empty_tags'] += 1

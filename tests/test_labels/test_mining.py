@@ -104,7 +104,7 @@ class SceneDataset:
     def get_data_info(self, index):
         return dict(img_id=f'img{index}')
 
-    def __getitem__(self, index):
+    def prepare_data(self, index):
         from mmseg.structures import SegDataSample
         sample = SegDataSample(metainfo=dict(img_id=f'img{index}',
                                              tags=self.tags[index]))
@@ -220,7 +220,7 @@ def test_trained_classifier_mining_raises_precision(noisy_folder):
         RegionClassifier
     root, gts, dataset = noisy_folder
     cache = SuperpixelCache(str(root / 'sp'), scale=5, sigma=0.5, min_size=10)
-    items = [dataset[i] for i in range(len(dataset))]
+    items = [dataset.prepare_data(i) for i in range(len(dataset))]
     for i, item in enumerate(items):
         labels = read_label(str(root / 'labels' / f'img{i}.png'))
         superpixels = cache.get(f'img{i}', dataset.images[i][..., ::-1].copy())

@@ -151,6 +151,16 @@ def test_seed_rules_are_plugins():
     assert get_extension('seed_generator', 'psa') is psa_seeds
 
 
+class _ItemList(list):
+    """Packed items with the data set methods the label writers use."""
+
+    def get_data_info(self, index):
+        return dict(img_id=self[index]['data_samples'].metainfo['img_id'])
+
+    def prepare_data(self, index):
+        return self[index]
+
+
 def _item(img_id, tags, generator, size=(24, 28)):
     image = torch.randint(0, 256, (3, *size), dtype=torch.uint8,
                           generator=generator)
@@ -161,9 +171,9 @@ def _item(img_id, tags, generator, size=(24, 28)):
 
 def test_write_seeds_writes_resumes_and_counts_empty_tags(model, tmp_path):
     generator = torch.Generator().manual_seed(0)
-    dataset = [_item('a', [1, 0, 1], generator),
-               _item('b', [0, 1, 0], generator),
-               _item('empty', [0, 0, 0], generator)]
+    dataset = _ItemList([_item('a', [1, 0, 1], generator),
+                         _item('b', [0, 1, 0], generator),
+                         _item('empty', [0, 0, 0], generator)])
     seed_cfg = dict(type='threshold', fg_threshold=0.3, bg_threshold=0.0)
     out, cam_dir = tmp_path / 'seeds', tmp_path / 'cams'
     counts = write_seeds(model, dataset, str(out), seed_cfg, str(cam_dir),
@@ -196,9 +206,10 @@ def test_write_seeds_writes_resumes_and_counts_empty_tags(model, tmp_path):
 def test_write_seeds_names_missing_metainfo(model, tmp_path):
     item = _item('a', [1, 0, 0], torch.Generator().manual_seed(0))
     item['data_samples'] = SegDataSample(metainfo=dict(img_path='x/a.jpg',
-                                                       tags=np.ones(3)))
-    with pytest.raises(KeyError, match=r"x/a.jpg.*img_id"):
-        write_seeds(model, [item], str(tmp_path), dict(type='threshold'),
+                                                       img_id='a'))
+    with pytest.raises(KeyError, match=r"x/a.jpg.*tags"):
+        write_seeds(model, _ItemList([item]), str(tmp_path),
+                    dict(type='threshold'),
                     progress=False)
 
 
