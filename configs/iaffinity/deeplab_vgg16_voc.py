@@ -185,6 +185,9 @@ train_cfg = dict(
     superpixels=dict(method='felzenszwalb', scale=100, sigma=0.8,
                      min_size=20),
     mining=dict(mode='confidence', ratio=0.8, threshold=0.7),
+    # Algorithm 1: f_{t+1} learns from the refined alpha_t^p, g_{t+1} from
+    # the mined Y_{t+1} ('mined' trains both on Y_t; docs/benchmarks.md).
+    unary_labels='refined',
     energy_samples=500)  # Table 7 averages over 500 images
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

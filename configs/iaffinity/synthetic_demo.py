@@ -173,6 +173,9 @@ train_cfg = dict(
                scales=(1.0, 0.5, 1.5), flip=True),
     superpixels=superpixel_cfg,
     mining=dict(mode='confidence', ratio=0.8, threshold=0.7),
+    # Algorithm 1: f_{t+1} learns from the refined alpha_t^p, g_{t+1} from
+    # the mined Y_{t+1} ('mined' trains both on Y_t; docs/benchmarks.md).
+    unary_labels='refined',
     # The final unary net trains longer, on the last mined labels.
     final_unary=dict(
         param_scheduler=poly(1000),
