@@ -147,3 +147,26 @@ def test_changed_config_of_finished_stage_is_reported(tmp_path):
     output, _ = process.communicate(timeout=900)
     assert process.returncode != 0
     assert "stage 'seeds/cam'" in output and 'config hash' in output
+
+
+def test_ablations_without_pairwise_net_or_region_classifier(tmp_path):
+    """Table 8 (no pairwise net) with mining by the 80 % rule alone."""
+    config = _tiny_config(tmp_path, num_steps=1)
+    cfg = Config.fromfile(config)
+    cfg.train_cfg.pairwise = None
+    cfg.train_cfg.mining.mode = 'majority'
+    cfg.dump(config)
+    process = _train(config)
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output[-3000:]
+    work_dir = tmp_path / 'work'
+    stages = _stages(work_dir)
+    assert stages['step_0/pairwise']['outputs'] == {'weights': None}
+    assert stages['step_0/confidence']['outputs'] == {'weights': None}
+    assert not (work_dir / 'step_0' / 'pairwise').exists()
+    # Without a pairwise net the refined labels are the unary ones.
+    for name in os.listdir(work_dir / 'step_0' / 'refined'):
+        assert (work_dir / 'step_0' / 'refined' / name).read_bytes() == (
+            work_dir / 'step_0' / 'unary_labels' / name).read_bytes()
+    report = json.loads((work_dir / 'report.json').read_text())
+    assert report['steps'][0]['energy_refined'] is None
