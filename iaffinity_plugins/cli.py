@@ -134,6 +134,9 @@ def train(argv: Optional[List[str]] = None) -> None:
                       args.launcher)
     if args.amp:
         enable_amp(cfg._cfg_dict)
+    if 'model_wrapper_cfg' not in cfg:
+        from .engine.stage_runner import model_wrapper_cfg
+        cfg.model_wrapper_cfg = model_wrapper_cfg()
     cfg.resume = args.resume
     runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
               else Runner.from_cfg(cfg))

@@ -7,6 +7,9 @@ Imported first by :mod:`iaffinity_plugins`, before anything imports mmseg.
   module whose every attribute is a function raising :class:`MissingMMCVOpError`
   naming the compiled op, so mmseg imports and only a real call into a compiled
   op fails, clearly.
+* mmengine's torchrun launcher calls ``torch.cuda.set_device`` even on
+  machines without a GPU; there we initialise the process group with gloo
+  directly, so ``--launcher pytorch`` also runs on CPU.
 * torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine checkpoints
   hold a few plain classes (its ``ConfigDict``, numpy scalars and dtypes) that
   we allow-list with :func:`torch.serialization.add_safe_globals`. We never turn
@@ -107,5 +110,24 @@ def allow_mmengine_checkpoints() -> None:
     torch.serialization.add_safe_globals(safe_checkpoint_globals())
 
 
+def allow_cpu_distributed() -> None:
+    """Let mmengine's ``pytorch`` launcher start gloo groups without CUDA."""
+    import mmengine.dist.utils as dist_utils
+    init_with_cuda = dist_utils._init_dist_pytorch
+    if getattr(init_with_cuda, 'iaffinity_patched', False):
+        return
+
+    def init_dist_pytorch(backend: str, init_backend: str = 'torch',
+                          **kwargs) -> None:
+        if torch.cuda.is_available():
+            init_with_cuda(backend, init_backend=init_backend, **kwargs)
+        else:
+            torch.distributed.init_process_group(backend='gloo', **kwargs)
+
+    init_dist_pytorch.iaffinity_patched = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+
 install_mmcv_ext_stub()
 allow_mmengine_checkpoints()
+allow_cpu_distributed()

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.dist import barrier, is_main_process
+from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
 from ..evaluation.energy import propagation_energy
@@ -113,7 +114,8 @@ class IterativeAffinityLoop(BaseLoop):
         self.unary_labels = unary_labels
         self.energy_samples = energy_samples
         self.work_dir = runner.work_dir
-        self.manifest = Manifest(osp.join(self.work_dir, 'manifest.json'))
+        self.manifest = Manifest(osp.join(self.work_dir, 'manifest.json'),
+                                 writable=is_main_process())
         self.records: List[dict] = []
         self._iter = 0
         # Each stage's hash includes the previous one's, so a change
@@ -187,7 +189,10 @@ class IterativeAffinityLoop(BaseLoop):
                     final_cfg, self.runner.cfg,
                     osp.join(self.work_dir, 'final', 'unary'),
                     'final/unary', self.unary_labels_dir(self.num_steps))))
-            load_checkpoint_strict(self.runner.model, weights['weights'])
+            model = self.runner.model
+            load_checkpoint_strict(
+                model.module if is_model_wrapper(model) else model,
+                weights['weights'])
             if self.runner.val_loop is not None:
                 final = self.runner.val_loop.run()
         self.runner.call_hook('after_em_run', records=self.records,
@@ -249,14 +254,12 @@ class IterativeAffinityLoop(BaseLoop):
             outputs = self.manifest.record(name)['outputs']
         else:
             self.runner.logger.info(f'[iaffinity] {name}: running')
-            if is_main_process():
-                self.manifest.mark_running(name, stage_hash)
+            self.manifest.mark_running(name, stage_hash)
             outputs = work() or {}
             # Every rank must have finished writing before rank 0 marks the
             # stage done: a killed run must never see half a stage as done.
             barrier()
-            if is_main_process():
-                self.manifest.mark_done(name, stage_hash, outputs=outputs)
+            self.manifest.mark_done(name, stage_hash, outputs=outputs)
         self._iter += 1
         self.runner.call_hook('after_em_stage', stage=name, outputs=outputs)
         return outputs

@@ -29,10 +29,13 @@ class Manifest:
 
     Args:
         path (str): Location of ``manifest.json``.
+        writable (bool): Whether changes are written to ``path``; in a
+            distributed run every rank keeps the records, rank 0 writes.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, writable: bool = True) -> None:
         self.path = path
+        self.writable = writable
         self.stages: Dict[str, dict] = {}
         if osp.exists(path):
             try:
@@ -79,6 +82,8 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
-        """Write the manifest atomically."""
+        """Write the manifest atomically (when writable)."""
+        if not self.writable:
+            return
         text = json.dumps(dict(version=1, stages=self.stages), indent=2)
         atomic_write_bytes(self.path, text.encode())

@@ -28,6 +28,20 @@ FINAL_WEIGHTS = 'final_weights.pth'
 STAGE_DATA_KEYS = ('pipeline', 'batch_size', 'num_workers')
 
 
+def model_wrapper_cfg() -> dict:
+    """How distributed runs wrap a model in DDP.
+
+    CPU modules take no ``device_ids`` (mmengine passes the local rank,
+    which DDP rejects for CPU modules), and unused parameters are allowed: a
+    region-classifier batch may hold no labelled region.
+    """
+    cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+               find_unused_parameters=True)
+    if not torch.cuda.is_available():
+        cfg['device_ids'] = None
+    return cfg
+
+
 def stage_pipeline(stage_cfg: dict) -> list:
     """The training pipeline of a stage config (either form)."""
     if 'pipeline' in stage_cfg:
@@ -99,6 +113,7 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
     if label_dir is not None:
         innermost_dataset(cfg['train_dataloader']['dataset'])[
             'label_dir'] = label_dir
+    cfg.setdefault('model_wrapper_cfg', model_wrapper_cfg())
     cfg.update(work_dir=work_dir, experiment_name=name.replace('/', '_'),
                resume=find_latest_checkpoint(work_dir) is not None)
     return Config(cfg)

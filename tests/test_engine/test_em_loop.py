@@ -170,3 +170,25 @@ def test_ablations_without_pairwise_net_or_region_classifier(tmp_path):
             work_dir / 'step_0' / 'unary_labels' / name).read_bytes()
     report = json.loads((work_dir / 'report.json').read_text())
     assert report['steps'][0]['energy_refined'] is None
+
+
+def test_two_gloo_processes_shard_labels_and_finish(tmp_path):
+    """tools/dist_train.sh on CPU: every label written once, run complete."""
+    config = _tiny_config(tmp_path, num_steps=1)
+    env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000))
+    process = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), config, '2'],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=900)
+    assert process.returncode == 0, process.stdout[-3000:]
+    work_dir = tmp_path / 'work'
+    stages = _stages(work_dir)
+    assert len(stages) == 2 + 6 + 1
+    assert all(record['state'] == 'done' for record in stages.values())
+    expected = sorted(f'train_{i:05d}.png'
+                      for i in range(TINY_DATA['num_train']))
+    for folder in ('step_0/seeds', 'step_0/unary_labels', 'step_0/refined',
+                   'step_1/labels'):
+        assert sorted(os.listdir(work_dir / folder)) == expected, folder
+    assert json.loads((work_dir / 'report.json').read_text())['final'][
+        'miou'] is not None
