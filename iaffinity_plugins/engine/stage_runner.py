@@ -9,6 +9,7 @@ stage that was killed mid-training resumes from its last checkpoint.
 import copy
 import io
 import os
+import re
 import os.path as osp
 from typing import Any, Optional
 
@@ -83,6 +84,22 @@ def stage_dataloader(stage_cfg: dict, dataset_cfg: dict) -> dict:
                      pipeline=copy.deepcopy(stage_cfg['pipeline'])))
 
 
+def resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest checkpoint of a stage that really exists, or None.
+
+    ``last_checkpoint`` can name a file that is gone: a run killed after the
+    checkpoint hook removed an old checkpoint (``max_keep_ckpts``) but before
+    it updated ``last_checkpoint``. Then the newest ``iter_*.pth`` is used.
+    """
+    latest = find_latest_checkpoint(work_dir)
+    if latest is not None and osp.isfile(latest):
+        return latest
+    iters = [int(name[5:-4]) for name in os.listdir(work_dir)
+             if re.fullmatch(r'iter_\d+\.pth', name)] if osp.isdir(
+                 work_dir) else []
+    return osp.join(work_dir, f'iter_{max(iters)}.pth') if iters else None
+
+
 def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
                            name: str, label_dir: Optional[str]) -> Config:
     """The full runner config of one stage.
@@ -114,8 +131,9 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
         innermost_dataset(cfg['train_dataloader']['dataset'])[
             'label_dir'] = label_dir
     cfg.setdefault('model_wrapper_cfg', model_wrapper_cfg())
+    checkpoint = resumable_checkpoint(work_dir)
     cfg.update(work_dir=work_dir, experiment_name=name.replace('/', '_'),
-               resume=find_latest_checkpoint(work_dir) is not None)
+               resume=checkpoint is not None, load_from=checkpoint)
     return Config(cfg)
 
 
