@@ -8,9 +8,20 @@ import argparse
 import os
 import os.path as osp
 from functools import lru_cache, partial
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from mmengine.config import Config, DictAction
+
+
+def config_dicts(node: Any) -> Iterator[dict]:
+    """Every dict of a config tree (plain dicts and lists), outermost first."""
+    if isinstance(node, dict):
+        yield node
+        for value in list(node.values()):
+            yield from config_dicts(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from config_dicts(value)
 
 
 def replace_data_root(node: Any, old: str, new: str) -> Any:
@@ -20,28 +31,17 @@ def replace_data_root(node: Any, old: str, new: str) -> Any:
     file is read, so overriding the top-level key alone would not reach the
     data sets of the EM stages.
     """
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'data_root' and value == old:
-                node[key] = new
-            else:
-                replace_data_root(value, old, new)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            replace_data_root(value, old, new)
+    for cfg in config_dicts(node):
+        if cfg.get('data_root') == old:
+            cfg['data_root'] = new
     return node
 
 
 def enable_amp(node: Any) -> None:
     """Turn every ``OptimWrapper`` of the config into an ``AmpOptimWrapper``."""
-    if isinstance(node, dict):
-        if node.get('type') == 'OptimWrapper':
-            node.update(type='AmpOptimWrapper', loss_scale='dynamic')
-        for value in node.values():
-            enable_amp(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            enable_amp(value)
+    for cfg in config_dicts(node):
+        if cfg.get('type') == 'OptimWrapper':
+            cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
 
 
 def fill_num_classes(node: Any, num_classes: Callable[[], int]) -> None:
@@ -55,15 +55,10 @@ def fill_num_classes(node: Any, num_classes: Callable[[], int]) -> None:
         node: The config as plain dicts and lists, changed in place.
         num_classes: Returns K; called only when a None is found.
     """
-    if isinstance(node, dict):
-        if 'num_classes' in node and node['num_classes'] is None:
-            foreground_only = node.get('type') == 'CAMClassifier'
-            node['num_classes'] = num_classes() - int(foreground_only)
-        for value in node.values():
-            fill_num_classes(value, num_classes)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            fill_num_classes(value, num_classes)
+    for cfg in config_dicts(node):
+        if 'num_classes' in cfg and cfg['num_classes'] is None:
+            foreground_only = cfg.get('type') == 'CAMClassifier'
+            cfg['num_classes'] = num_classes() - int(foreground_only)
 
 
 def num_classes_of(dataset_cfg: dict) -> int:

@@ -8,6 +8,7 @@ from mmengine.registry import DefaultScope
 
 import iaffinity_plugins  # noqa: F401
 from iaffinity_plugins import registry
+from iaffinity_plugins.cli import config_dicts
 from iaffinity_plugins.plugins import available_extensions
 from mmseg.registry import (DATA_SAMPLERS, OPTIM_WRAPPERS, OPTIMIZERS,
                             PARAM_SCHEDULERS, VISBACKENDS, VISUALIZERS,
@@ -22,14 +23,9 @@ REGISTRIES = (registry.MODELS, registry.DATASETS, registry.TRANSFORMS,
 
 
 def _types(node):
-    if isinstance(node, dict):
-        if isinstance(node.get('type'), str):
-            yield node['type']
-        for value in node.values():
-            yield from _types(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _types(value)
+    for cfg in config_dicts(node):
+        if isinstance(cfg.get('type'), str):
+            yield cfg['type']
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)

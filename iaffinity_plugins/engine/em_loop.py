@@ -20,6 +20,7 @@ mmengine's ``call_hook`` supports).
 """
 import copy
 import os.path as osp
+from functools import cached_property
 from typing import Dict, List, Optional
 
 import torch
@@ -365,11 +366,15 @@ class IterativeAffinityLoop(BaseLoop):
                                                self.labels_dir(step + 1)))
         return dict(step=step + 1, quality=quality, **energies)
 
+    @cached_property
+    def has_ground_truth(self) -> bool:
+        """Whether any training image has a ground-truth mask."""
+        return any(self.dataset.get_data_info(i).get('gt_seg_map_path')
+                   for i in range(len(self.dataset)))
+
     def _label_quality(self, label_dir: str) -> Optional[dict]:
         """mIoU/precision/labelled fraction, None without ground truth."""
-        has_gt = any(self.dataset.get_data_info(i).get('gt_seg_map_path')
-                     for i in range(len(self.dataset)))
-        if not has_gt:
+        if not self.has_ground_truth:
             return None
         return evaluate_label_dir(label_dir, self.dataset)
 

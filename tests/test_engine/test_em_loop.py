@@ -11,7 +11,7 @@ import time
 import pytest
 from mmengine.config import Config
 
-from iaffinity_plugins.cli import replace_data_root
+from iaffinity_plugins.cli import config_dicts, replace_data_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'iaffinity', 'synthetic_demo.py')
@@ -21,14 +21,9 @@ TINY_DATA = dict(num_train=12, num_val=4, min_size=64, max_size=72,
 
 def _set_everywhere(node, key, value):
     """Set ``key`` in every dict of a config that has it."""
-    if isinstance(node, dict):
-        if key in node:
-            node[key] = value
-        for child in node.values():
-            _set_everywhere(child, key, value)
-    elif isinstance(node, list):
-        for child in node:
-            _set_everywhere(child, key, value)
+    for cfg in config_dicts(node):
+        if key in cfg:
+            cfg[key] = value
 
 
 def _tiny_config(tmp_path, iters: int = 8, num_steps: int = 2) -> str:
