@@ -1,4 +1,5 @@
 """Every shipped config loads, and every ``type`` in it is registered."""
+import copy
 import glob
 import os.path as osp
 
@@ -15,7 +16,13 @@ from mmseg.registry import (DATA_SAMPLERS, OPTIM_WRAPPERS, OPTIMIZERS,
                             WEIGHT_INITIALIZERS)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'iaffinity', '*.py')))
+CONFIG_DIR = osp.join(REPO, 'configs', 'iaffinity')
+CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')) +
+                 glob.glob(osp.join(CONFIG_DIR, 'ablations', '*.py')))
+# Plain mmengine trainings (no EM loop): CAM classifiers and the fully
+# supervised references.
+NON_EM = ('cam_', 'fully_supervised_')
+BASES = dict(synthetic='synthetic_demo.py', vgg16_voc='deeplab_vgg16_voc.py')
 REGISTRIES = (registry.MODELS, registry.DATASETS, registry.TRANSFORMS,
               registry.LOOPS, registry.HOOKS, registry.METRICS,
               OPTIM_WRAPPERS, OPTIMIZERS, PARAM_SCHEDULERS, VISBACKENDS,
@@ -39,14 +46,81 @@ def test_config_types_are_registered(path):
     assert not unknown, f'{osp.basename(path)}: unregistered types {unknown}'
 
 
-@pytest.mark.parametrize('path', [p for p in CONFIGS if 'cam_' not in p],
-                         ids=osp.basename)
+@pytest.mark.parametrize(
+    'path', [p for p in CONFIGS
+             if not osp.basename(p).startswith(NON_EM)], ids=osp.basename)
 def test_em_configs_define_every_stage(path):
     cfg = Config.fromfile(path)
     loop = cfg.train_cfg
     assert loop.type == 'IterativeAffinityLoop'
     for stage in ('cam', 'unary', 'pairwise', 'confidence'):
+        if stage == 'pairwise' and loop.pairwise is None:
+            continue  # the "no pairwise" ablation
         assert {'model', 'pipeline', 'optim_wrapper', 'param_scheduler',
                 'train_cfg'} <= set(loop[stage]), stage
     # The final network evaluated on val is the unary net of the loop.
     assert cfg.model == loop.unary.model
+
+
+def _without(cfg: dict, *keys: str) -> dict:
+    """The loop config without ``keys`` (dotted paths)."""
+    cfg = copy.deepcopy(cfg)
+    for key in keys:
+        *parents, last = key.split('.')
+        node = cfg
+        for parent in parents:
+            node = node[parent]
+        node.pop(last)
+    return cfg
+
+
+# ablation -> (check of the switch, loop keys it may change)
+ABLATIONS = dict(
+    psa=(lambda loop: loop['pairwise']['model']['type'] == 'AffinityRefiner'
+         and loop['mining']['mode'] == 'majority',
+         ('pairwise', 'mining.mode')),
+    no_mining=(lambda loop: loop['mining']['mode'] == 'none',
+               ('mining.mode', )),
+    no_pairwise=(lambda loop: loop['pairwise'] is None, ('pairwise', )),
+    no_smoothness=(
+        lambda loop: loop['pairwise']['model']['loss_smooth'] is None and
+        loop['pairwise']['model']['type'] == 'SPNRefiner',
+        ('pairwise.model.loss_smooth', 'pairwise.pipeline')),
+)
+
+
+@pytest.mark.parametrize('data', sorted(BASES))
+@pytest.mark.parametrize('ablation', sorted(ABLATIONS))
+def test_ablation_changes_only_its_switch(ablation, data):
+    cfg = Config.fromfile(
+        osp.join(CONFIG_DIR, 'ablations', f'{ablation}_{data}.py')).to_dict()
+    base = Config.fromfile(osp.join(CONFIG_DIR, BASES[data])).to_dict()
+    switched, changed = ABLATIONS[ablation]
+    assert switched(cfg['train_cfg'])
+    assert _without(cfg['train_cfg'], *changed) == \
+        _without(base['train_cfg'], *changed)
+    # everything outside the loop as in the base (helper variables aside)
+    base.pop('train_cfg')
+    assert {key: cfg[key] for key in base} == base
+
+
+@pytest.mark.parametrize('data', sorted(BASES))
+def test_fully_supervised_reference_is_the_final_unary(data):
+    cfg = Config.fromfile(osp.join(
+        CONFIG_DIR, 'ablations', f'fully_supervised_{data}.py')).to_dict()
+    loop = Config.fromfile(osp.join(CONFIG_DIR,
+                                    BASES[data])).to_dict()['train_cfg']
+    final = {**loop['unary'], **loop.get('final_unary', {})}
+    assert cfg['model'] == final['model']
+    assert cfg['optim_wrapper'] == final['optim_wrapper']
+    assert cfg['param_scheduler'] == final['param_scheduler']
+    assert cfg['train_cfg'] == dict(
+        final['train_cfg'], val_interval=final['train_cfg']['max_iters'])
+    data_cfg = cfg['train_dataloader']
+    # the EM stages' dataloader (engine/stage_runner.stage_dataloader)
+    assert data_cfg['batch_size'] == final.get('batch_size', 8)
+    assert data_cfg['sampler']['type'] == 'InfiniteSampler'
+    # ground-truth masks: no pseudo-label folder
+    assert data_cfg['dataset'].get('label_dir') is None
+    assert data_cfg['dataset']['pipeline'] == final['pipeline']
+    assert cfg['custom_hooks'] == [dict(type='ValReportHook')]

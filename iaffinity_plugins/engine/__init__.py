@@ -1,5 +1,5 @@
-"""The EM loop of Algorithm 1, its stages and its report hook."""
+"""The EM loop of Algorithm 1, its stages and its report hooks."""
 from .em_loop import IterativeAffinityLoop
-from .report_hook import EMReportHook
+from .report_hook import EMReportHook, ValReportHook
 
-__all__ = ['IterativeAffinityLoop', 'EMReportHook']
+__all__ = ['IterativeAffinityLoop', 'EMReportHook', 'ValReportHook']

@@ -9,6 +9,11 @@ exists)::
                 "mined_precision", "mined_labelled_fraction",
                 "energy_refined", "energy_mined"}],
      "final": {"miou"}}
+
+A run without EM steps (the fully supervised reference, ``ValReportHook``)
+has ``"steps": []``, null seeds and only the final val mIoU.
+:func:`read_report` reads and checks a report; ``engine/compare.py`` puts
+several side by side.
 """
 import csv
 import io
@@ -58,10 +63,60 @@ def build_report(records: Sequence[dict],
         final=dict(miou=None if not final else float(final['mIoU'])))
 
 
-def _format(value) -> str:
+def read_report(path: str) -> dict:
+    """Read and check a ``report.json`` (or the one in a work dir).
+
+    Args:
+        path (str): A ``report.json`` or a run's work dir holding one.
+
+    Returns:
+        dict: The report, with every key of the schema above.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the file and what is wrong.
+    """
+    if osp.isdir(path):
+        path = osp.join(path, 'report.json')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no run report {path} (written by '
+                                'EMReportHook / ValReportHook)')
+    with open(path) as file:
+        report = json.load(file)
+    missing = [key for key in ('seeds', 'steps', 'final')
+               if key not in report]
+    if not missing and 'miou' not in (report['final'] or {}):
+        missing = ['final.miou']
+    for index, step in enumerate(report.get('steps') or []):
+        missing += [f'steps[{index}].{key}' for key in STEP_COLUMNS
+                    if key not in step]
+    if missing:
+        raise ValueError(f'{path} is not a run report: missing {missing}')
+    return report
+
+
+def format_value(value, digits: int = 2) -> str:
+    """A report value for markdown: '-' for None, floats with ``digits``."""
     if value is None:
         return '-'
-    return f'{value:.2f}' if isinstance(value, float) else str(value)
+    return f'{value:.{digits}f}' if isinstance(value, float) else str(value)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence],
+                   digits: Optional[Sequence[int]] = None) -> str:
+    """A markdown table; cells go through :func:`format_value`.
+
+    Args:
+        header: Column names.
+        rows: One sequence of values per row.
+        digits: Decimals per column (default: 2 everywhere).
+    """
+    digits = digits or [2] * len(header)
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + ' --- |' * len(header)]
+    lines += ['| ' + ' | '.join(format_value(value, places)
+                                for value, places in zip(row, digits)) + ' |'
+              for row in rows]
+    return '\n'.join(lines)
 
 
 def report_markdown(report: dict) -> str:
@@ -69,17 +124,14 @@ def report_markdown(report: dict) -> str:
     seeds = report['seeds']
     lines = [
         '# EM run report', '',
-        f"Seeds: mIoU {_format(seeds['miou'])}, precision "
-        f"{_format(seeds['precision'])}, labelled "
-        f"{_format(seeds['labelled_fraction'])} %", '',
-        '| ' + ' | '.join(STEP_COLUMNS) + ' |',
-        '|' + ' --- |' * len(STEP_COLUMNS)
+        f"Seeds: mIoU {format_value(seeds['miou'])}, precision "
+        f"{format_value(seeds['precision'])}, labelled "
+        f"{format_value(seeds['labelled_fraction'])} %", '',
+        markdown_table(STEP_COLUMNS, [[step[key] for key in STEP_COLUMNS]
+                                      for step in report['steps']]), '',
+        f"Final unary net, val mIoU: "
+        f"{format_value(report['final']['miou'])}", ''
     ]
-    for step in report['steps']:
-        lines.append('| ' + ' | '.join(_format(step[key])
-                                       for key in STEP_COLUMNS) + ' |')
-    lines += ['', f"Final unary net, val mIoU: "
-              f"{_format(report['final']['miou'])}", '']
     return '\n'.join(lines)
 
 
@@ -97,7 +149,8 @@ def write_report(report: dict, out_dir: str) -> None:
                        report_markdown(report).encode())
 
 
-def _save_figure(figure, path: str) -> None:
+def save_figure(figure, path: str) -> None:
+    """Write a matplotlib figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
@@ -125,7 +178,7 @@ def plot_miou(report: dict, path: str) -> None:
     axis.set_ylabel('mIoU on training images (%)')
     axis.legend()
     axis.grid(alpha=0.3)
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def plot_label_grid(image_paths: List[str], columns: List[tuple],
@@ -157,5 +210,5 @@ def plot_label_grid(image_paths: List[str], columns: List[tuple],
     axes[0, 0].set_title('image', fontsize=7)
     for axis in axes.flat:
         axis.axis('off')
-    _save_figure(figure, path)
+    save_figure(figure, path)
 

@@ -1,6 +1,8 @@
-"""``EMReportHook``: writes the run report after every EM step."""
+"""Report hooks: ``EMReportHook`` writes the EM run's report after every EM
+step; ``ValReportHook`` writes the report of an ordinary (e.g. fully
+supervised) run, whose only entry is the final val mIoU."""
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
@@ -69,3 +71,27 @@ class EMReportHook(Hook):
                         [info.get('gt_seg_map_path') for info in infos]))
         plot_label_grid([info['img_path'] for info in infos], columns,
                         osp.join(runner.work_dir, 'report_grid.png'))
+
+
+@HOOKS.register_module()
+class ValReportHook(Hook):
+    """``report.json`` (``report.md``, ``report.csv``) of a run without EM.
+
+    After every validation the run's report is rewritten with no seeds and
+    no steps, and the val metrics as ``final`` (:func:`build_report`), so a
+    plain mmseg training such as the fully supervised reference
+    (``configs/iaffinity/ablations/fully_supervised_*.py``) can be read by
+    ``tools/compare_runs.py --full-reference``.
+    """
+
+    priority = 'LOW'
+
+    @master_only
+    def after_val_epoch(self, runner,
+                        metrics: Optional[Dict[str, float]] = None) -> None:
+        """Rewrite the report with ``metrics['mIoU']`` as the final mIoU."""
+        if not metrics or 'mIoU' not in metrics:
+            raise KeyError('ValReportHook: the val evaluator must report '
+                           "'mIoU' (an IoUMetric), got "
+                           f'{sorted(metrics or {})}')
+        write_report(build_report([], final=metrics), runner.work_dir)

@@ -52,7 +52,8 @@ def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
 
     Args:
         refiner: a model with ``apply_affinity(inputs, a) -> (N, K, H, W)``,
-            e.g. :class:`~iaffinity_plugins.models.segmentors.SPNRefiner`.
+            e.g. a :class:`~iaffinity_plugins.models.segmentors.SPNRefiner`
+            or :class:`~iaffinity_plugins.models.segmentors.AffinityRefiner`.
         inputs (Tensor): (N, 3, H, W) normalised images.
         labels (Tensor): (N, H, W) integer labels, 255 = unknown.
         num_classes (int): K.

@@ -25,7 +25,8 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
     Args:
         unary (nn.Module): The unary segmentor (used when ``refiner`` is None,
             the "no pairwise" ablation).
-        refiner (nn.Module, optional): An ``SPNRefiner`` holding the unary.
+        refiner (nn.Module, optional): A ``FrozenUnaryRefiner`` (e.g.
+            ``SPNRefiner``, ``AffinityRefiner``) holding the unary.
         item (dict): A dataset item with ``inputs`` (3, H, W) and
             ``data_samples``.
 

@@ -1,9 +1,14 @@
 """The EM report: schema, csv/markdown/plot files."""
 import csv
 import json
+from types import SimpleNamespace
+
+import pytest
 
 from iaffinity_plugins.engine.report import (STEP_COLUMNS, build_report,
-                                             plot_miou, write_report)
+                                             plot_miou, read_report,
+                                             write_report)
+from iaffinity_plugins.engine.report_hook import ValReportHook
 
 
 def _quality(miou):
@@ -40,3 +45,20 @@ def test_report_files(tmp_path):
     markdown = (tmp_path / 'report.md').read_text()
     assert '| 1 | 35.00 | 40.00 | 38.00 |' in markdown
     assert (tmp_path / 'plot.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_read_report_and_val_report_hook(tmp_path):
+    write_report(build_report(RECORDS, final={'mIoU': 44.5}), str(tmp_path))
+    assert read_report(str(tmp_path)) == read_report(
+        str(tmp_path / 'report.json'))
+    # a run without EM steps: only the final val mIoU
+    run = tmp_path / 'full'
+    run.mkdir()
+    ValReportHook().after_val_epoch(SimpleNamespace(work_dir=str(run)),
+                                    {'mIoU': 61.5, 'aAcc': 90.0})
+    report = read_report(str(run))
+    assert report['steps'] == [] and report['final'] == {'miou': 61.5}
+    assert set(report['seeds'].values()) == {None}
+    with pytest.raises(KeyError, match='mIoU'):
+        ValReportHook().after_val_epoch(
+            SimpleNamespace(work_dir=str(run)), {'aAcc': 90.0})
