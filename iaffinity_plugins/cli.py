@@ -3,14 +3,22 @@
 ``train`` is mmseg's ``tools/train.py`` with two additions for EM configs:
 ``--cfg-options data_root=PATH`` re-points every data set of the config
 (stages included), and ``--amp`` switches every stage's optimiser wrapper.
+
+The label-writing tools (``tools/make_seeds.py``, ``tools/mine_labels.py``)
+share the ``--launcher`` set-up here (:func:`add_launcher_args`,
+:func:`init_launcher`) and merge their per-rank summaries with
+:func:`summed_over_ranks`.
 """
 import argparse
 import os
 import os.path as osp
 from functools import lru_cache, partial
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import all_gather_object, init_dist, is_distributed
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 def config_dicts(node: Any) -> Iterator[dict]:
@@ -96,16 +104,58 @@ def load_config(config: str, cfg_options: Optional[dict],
     return cfg
 
 
+def add_launcher_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--launcher`` and ``--local_rank`` (set by older launchers)."""
+    parser.add_argument('--launcher', default='none', choices=LAUNCHERS,
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def init_launcher(cfg: Config, local_rank: int = 0) -> None:
+    """Start this process's distributed group for a label-writing tool.
+
+    With ``cfg.launcher == 'none'`` (or a group already started) nothing
+    happens. Otherwise mmengine's ``init_dist`` runs with the config's
+    ``env_cfg.dist_cfg`` (gloo on machines without CUDA, see
+    :mod:`iaffinity_plugins.compat`), so that the label writers shard the
+    images across ranks and stage runners (``engine/stage_runner.py``)
+    train with DDP in the same group.
+
+    Args:
+        cfg (Config): The tool's config, its ``launcher`` set by
+            :func:`load_config`.
+        local_rank (int): ``--local_rank`` of launchers that pass it as an
+            argument instead of the ``LOCAL_RANK`` variable.
+    """
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+    if cfg.launcher == 'none' or is_distributed():
+        return
+    init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
+
+
+def summed_over_ranks(summary: Dict[str, Any]) -> Dict[str, Any]:
+    """A label writer's summary merged over all ranks.
+
+    Each rank writes (and counts) only its shard of the images: numbers are
+    added and lists concatenated in rank order. Without a process group the
+    summary is returned as it is.
+    """
+    if not is_distributed():
+        return summary
+    merged: Dict[str, Any] = {}
+    for part in all_gather_object(summary):
+        for key, value in part.items():
+            merged[key] = merged[key] + value if key in merged else value
+    return merged
+
+
 def _parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', help='where to save logs and models')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_args(parser)
     return parser
 
 

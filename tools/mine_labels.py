@@ -1,12 +1,17 @@
 """Mine confident regions from any label folder (paper Sec. 3.3).
 
 ``python tools/mine_labels.py CONFIG --labels DIR --out DIR
-[--checkpoint CKPT] [--mode confidence|majority|none] [--work-dir DIR]``
+[--checkpoint CKPT] [--mode confidence|majority|none] [--work-dir DIR]
+[--launcher none|pytorch|slurm|mpi]``
 
 Usable on its own, e.g. to clean the pseudo labels of another WSSS method.
 Without ``--checkpoint`` the region classifier is first trained on
 ``--labels`` (an mmengine Runner from the config's ``model``,
-``train_dataloader``, ``optim_wrapper``, ``param_scheduler``, ``train_cfg``).
+``train_dataloader``, ``optim_wrapper``, ``param_scheduler``, ``train_cfg``,
+through ``engine/stage_runner.py``: resumable, DDP with a launcher). With a
+launcher (e.g. ``python -m torch.distributed.run --nproc_per_node N
+tools/mine_labels.py ... --launcher pytorch``) each process mines every N-th
+image.
 
 CONFIG is either a region-classifier config (those keys at top level, plus
 ``superpixels`` and ``mining`` as in ``configs/_base_/models/
@@ -19,10 +24,12 @@ import os.path as osp
 from typing import List, Optional, Tuple
 
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
+from mmengine.dist import is_main_process
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
-from iaffinity_plugins.cli import load_config
+from iaffinity_plugins.cli import (add_launcher_args, init_launcher,
+                                   load_config, summed_over_ranks)
+from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
 from iaffinity_plugins.engine.stage_runner import (innermost_dataset,
                                                    set_transform_options,
                                                    stage_pipeline,
@@ -34,7 +41,7 @@ from iaffinity_plugins.registry import DATASETS, MODELS
 STAGE_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
               'train_cfg')
 # Mining needs the original image only (superpixels come from the cache).
-DEFAULT_MINE_PIPELINE = [dict(type='LoadImageFromFile'),
+DEFAULT_MINE_PIPELINE = [dict(type='LoadImageWithCheck'),
                          dict(type='PackWSSSInputs')]
 
 
@@ -79,11 +86,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         help="default: the config's mining.mode")
     parser.add_argument('--work-dir', help='classifier logs, checkpoints and '
                         'the superpixel cache')
+    add_launcher_args(parser)
     args = parser.parse_args(argv)
     # Pipelines name mmseg's and our transforms without a scope prefix;
     # load_config already builds the data set (to fill num_classes).
     init_default_scope('mmseg')
-    cfg = load_config(args.config, None, args.work_dir, 'none')
+    cfg = load_config(args.config, None, args.work_dir, args.launcher)
+    init_launcher(cfg, args.local_rank)
     stage_cfg, superpixels, mining = mining_settings(cfg)
     mode = args.mode or mining.get('mode', 'confidence')
     cache_dir = osp.join(cfg.work_dir, 'superpixels')
@@ -95,23 +104,25 @@ def main(argv: Optional[List[str]] = None) -> dict:
     model = None
     if mode == 'confidence':
         model = MODELS.build(stage_cfg['model'])
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        load_checkpoint_strict(model, checkpoint)
     # The stage's own dataloader, or (EM configs) the run's training images.
     dataloader = stage_cfg.get('train_dataloader', cfg.get('train_dataloader'))
     dataset_cfg = copy.deepcopy(innermost_dataset(dataloader['dataset']))
     dataset_cfg.update(pipeline=cfg.get('infer_pipeline',
                                         DEFAULT_MINE_PIPELINE),
                        label_dir=None)
-    summary = mine_labels(model, DATASETS.build(dataset_cfg), args.labels,
-                          args.out, SuperpixelCache(cache_dir, **superpixels),
-                          ratio=mining.get('ratio', 0.8),
-                          threshold=mining.get('threshold', 0.7), mode=mode)
-    print(f"mined {summary['images']} images ({summary['skipped']} already "
-          f"there): {summary['regions_kept']} of "
-          f"{summary['regions_proposed']} proposed regions kept")
-    if summary['empty_images']:
-        print(f"{len(summary['empty_images'])} images without any confident "
-              f"region: {summary['empty_images'][:10]}")
+    summary = summed_over_ranks(mine_labels(
+        model, DATASETS.build(dataset_cfg), args.labels, args.out,
+        SuperpixelCache(cache_dir, **superpixels),
+        ratio=mining.get('ratio', 0.8), threshold=mining.get('threshold', 0.7),
+        mode=mode))
+    if is_main_process():
+        print(f"mined {summary['images']} images ({summary['skipped']} "
+              f"already there): {summary['regions_kept']} of "
+              f"{summary['regions_proposed']} proposed regions kept")
+        if summary['empty_images']:
+            print(f"{len(summary['empty_images'])} images without any "
+                  f"confident region: {summary['empty_images'][:10]}")
     return summary
 
 

@@ -55,7 +55,8 @@ def read_id_list(path: str) -> List[Tuple[int, str]]:
 
     Raises:
         FileNotFoundError: the split file is missing.
-        ValueError: an id appears twice (naming both lines).
+        ValueError: an id appears twice (naming both lines), or the file
+            lists no id at all.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'split file not found: {path}')
@@ -73,6 +74,10 @@ def read_id_list(path: str) -> List[Tuple[int, str]]:
                     f'(first at line {first_line[img_id]})')
             first_line[img_id] = line_no
             ids.append((line_no, img_id))
+    if not ids:
+        # An empty data set would only fail later, obscurely (mmengine's
+        # serialisation), or hang (an InfiniteSampler over nothing).
+        raise ValueError(f'split file {path} lists no image id')
     return ids
 
 

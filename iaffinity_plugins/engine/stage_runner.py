@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.dist import barrier
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from ..labels.label_io import atomic_write_bytes
@@ -143,7 +144,9 @@ def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
 
     The weights (``state_dict`` only, under ``state_dict`` like mmengine's
     checkpoints) are written atomically to ``work_dir/final_weights.pth``
-    after training, so their presence means the stage finished.
+    after training, so their presence means the stage finished. Rank 0
+    writes them; in a distributed run every rank returns only once they
+    exist, so any rank may load them next.
     """
     os.makedirs(work_dir, exist_ok=True)
     cfg = build_stage_runner_cfg(stage_cfg, runtime_cfg, work_dir, name,
@@ -158,4 +161,5 @@ def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
         torch.save({'state_dict': model.state_dict(),
                     'meta': {'stage': name, 'iter': runner.iter}}, buffer)
         atomic_write_bytes(weights_path, buffer.getvalue())
+    barrier()
     return weights_path

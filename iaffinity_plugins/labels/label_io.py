@@ -40,9 +40,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
     The bytes go to a hidden temp file in the destination folder (same file
     system, so ``os.replace`` is an atomic rename), are fsync'ed, then
-    replace ``path``. On any failure the temp file is removed, ``path`` keeps
-    its previous content, and the error is re-raised. Missing parent folders
-    are created.
+    replace ``path``. On any failure the temp file is removed and ``path``
+    keeps its previous content; an ``OSError`` (e.g. ``ENOSPC``, disk full)
+    is re-raised with the same errno and a message naming ``path``, other
+    errors unchanged. Missing parent folders are created.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -57,9 +58,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as error:
         if osp.exists(tmp_path):
             os.unlink(tmp_path)
+        if isinstance(error, OSError):
+            # A failed write or fsync names no file, os.open only the temp.
+            message = f'cannot write {path}: {error.strerror or error}'
+            raise (OSError(error.errno, message) if error.errno is not None
+                   else OSError(message)) from error
         raise
 
 

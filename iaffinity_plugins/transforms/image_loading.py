@@ -5,7 +5,9 @@ mmcv's ``LoadImageFromFile`` reports an undecodable image with an
 error that does not name it; mmseg's ``LoadAnnotations`` fails on a corrupt
 PNG with ``'NoneType' object has no attribute 'squeeze'``. These subclasses
 keep the loading code and turn any decoding failure into an ``OSError``
-naming the file.
+naming the file. A label map whose size differs from its image (loaded
+before it) is refused with both files named: random crops would otherwise
+cut different regions of the two, or fail later in the loss.
 """
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -42,8 +44,19 @@ class LoadImageWithCheck(LoadImageFromFile):
 
 @TRANSFORMS.register_module()
 class LoadAnnotationsWithCheck(LoadAnnotations):
-    """mmseg's ``LoadAnnotations`` whose failures name the label file."""
+    """mmseg's ``LoadAnnotations`` whose failures name the label file.
+
+    Raises:
+        OSError: the label map cannot be decoded.
+        ValueError: its (H, W) differs from the loaded image's.
+    """
 
     def _load_seg_map(self, results: dict) -> None:
         with _naming_file('label map', results['seg_map_path']):
             super()._load_seg_map(results)
+        label_shape = results['gt_seg_map'].shape[:2]
+        if 'img' in results and results['img'].shape[:2] != label_shape:
+            raise ValueError(
+                f"label map {results['seg_map_path']} is {label_shape} "
+                f"(H, W) but its image {results.get('img_path')} is "
+                f"{results['img'].shape[:2]}")

@@ -1,28 +1,23 @@
-"""Tests for VOCLayoutDataset: custom folders, tags, pseudo labels, errors."""
+"""Tests for VOCLayoutDataset: custom folders, tags, pseudo labels (its
+errors on bad folders and files: tests/test_bad_inputs.py)."""
 import os
 import pickle
 from unittest import mock
 
 import numpy as np
 import pytest
-from voc_fabrication import CLASSES, fabricate_voc_layout, mask_with
+from voc_fabrication import (CLASSES, build_voc_layout, fabricate_voc_layout,
+                             mask_with)
 
-from iaffinity_plugins.datasets.voc_layout import (VOCLayoutDataset,
-                                                   read_tags_file,
+from iaffinity_plugins.datasets.voc_layout import (read_tags_file,
                                                    tags_from_mask,
                                                    write_tags_file)
 from iaffinity_plugins.labels.label_io import voc_palette, write_label
-from iaffinity_plugins.registry import DATASETS
 
 CONTRACT_KEYS = {
     'img_path', 'img_id', 'tags', 'seg_map_path', 'gt_seg_map_path',
     'label_map', 'reduce_zero_label', 'seg_fields', 'sample_idx'
 }
-
-
-def build(root, **kwargs):
-    return DATASETS.build(
-        dict(type='VOCLayoutDataset', data_root=str(root), **kwargs))
 
 
 def write(path, text):
@@ -41,7 +36,7 @@ def test_custom_layout_without_tags_file(tmp_path):
         'a': mask_with(1, 255),
         'b': mask_with(2, 3),
     })
-    dataset = build(root)
+    dataset = build_voc_layout(root)
     assert dataset.metainfo['classes'] == CLASSES
     assert dataset.metainfo['palette'] == voc_palette(4).tolist()
     assert len(dataset) == 2
@@ -66,7 +61,7 @@ def test_tags_file_wins_and_missing_lines_fall_back_to_masks(tmp_path):
     # 'a' tagged differently from its mask, to see which source was used;
     # a class name with a space is written with an underscore.
     write(tmp_path / 'tags.txt', 'a dog traffic_light\nunused cat\n')
-    dataset = build(root, tags_file='tags.txt')
+    dataset = build_voc_layout(root, tags_file='tags.txt')
     np.testing.assert_array_equal(dataset.get_data_info(0)['tags'], [0, 1, 1])
     np.testing.assert_array_equal(dataset.get_data_info(1)['tags'], [1, 0, 0])
 
@@ -76,7 +71,7 @@ def test_tags_file_without_masks(tmp_path):
     write(tmp_path / 'tags.txt', 'a cat\nb\n')
     with mock.patch(
             'iaffinity_plugins.datasets.voc_layout.print_log') as log:
-        dataset = build(root, tags_file='tags.txt')
+        dataset = build_voc_layout(root, tags_file='tags.txt')
     info = dataset.get_data_info(0)
     assert info['seg_map_path'] is None and info['gt_seg_map_path'] is None
     np.testing.assert_array_equal(info['tags'], [1, 0, 0])
@@ -84,25 +79,6 @@ def test_tags_file_without_masks(tmp_path):
     assert not dataset.get_data_info(1)['tags'].any()
     log.assert_called_once()
     assert '1 of 2 images' in log.call_args.args[0]
-
-
-def test_no_tags_line_and_no_mask_is_an_error(tmp_path):
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1), 'b': None})
-    write(tmp_path / 'tags.txt', 'a cat\n')
-    with pytest.raises(ValueError, match=r"'b'.*train.txt line 2"):
-        build(root, tags_file='tags.txt')
-
-
-@pytest.mark.parametrize('line, message', [
-    ('a cow', "tags.txt line 2: 'cow' is not a foreground class"),
-    ('a background', "tags.txt line 2: 'background' is not a foreground"),
-    ('b dog', "tags.txt line 2: duplicate image id 'b'"),
-])
-def test_bad_tags_file_lines(tmp_path, line, message):
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)})
-    write(tmp_path / 'tags.txt', f'b cat\n{line}\n')
-    with pytest.raises(ValueError, match=message):
-        build(root, tags_file='tags.txt')
 
 
 def test_tags_file_round_trip(tmp_path):
@@ -123,7 +99,7 @@ def test_pseudo_label_dir(tmp_path):
     label_dir = tmp_path / 'work' / 'step_1' / 'mined'
     for img_id in ('a', 'b'):
         write_label(str(label_dir / f'{img_id}.png'), mask_with(255))
-    dataset = build(root, label_dir=str(label_dir))
+    dataset = build_voc_layout(root, label_dir=str(label_dir))
     info = dataset.get_data_info(0)
     assert info['seg_map_path'] == str(label_dir / 'a.png')
     assert info['gt_seg_map_path'] == os.path.join(root, 'SegmentationClass',
@@ -133,16 +109,16 @@ def test_pseudo_label_dir(tmp_path):
 
     os.remove(label_dir / 'b.png')
     with pytest.raises(FileNotFoundError, match=r'b\.png'):
-        build(root, label_dir=str(label_dir))
+        build_voc_layout(root, label_dir=str(label_dir))
     with pytest.raises(FileNotFoundError, match='label_dir not found'):
-        build(root, label_dir=str(tmp_path / 'nowhere'))
+        build_voc_layout(root, label_dir=str(tmp_path / 'nowhere'))
 
 
 def test_classes_from_metainfo_need_no_class_file(tmp_path):
     root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)}, classes=None)
     with pytest.raises(FileNotFoundError, match='classes.txt'):
-        build(root)
-    dataset = build(root, metainfo=dict(classes=('bg', 'thing')))
+        build_voc_layout(root)
+    dataset = build_voc_layout(root, metainfo=dict(classes=('bg', 'thing')))
     assert dataset.metainfo['classes'] == ('bg', 'thing')
     assert len(dataset.metainfo['palette']) == 2
 
@@ -151,12 +127,12 @@ def test_deeplab_list_lines_and_blank_lines(tmp_path):
     root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)})
     write(tmp_path / 'ImageSets/Segmentation/train.txt',
           '\n/JPEGImages/a.jpg /SegmentationClass/a.png\n\n')
-    assert build(root).get_data_info(0)['img_id'] == 'a'
+    assert build_voc_layout(root).get_data_info(0)['img_id'] == 'a'
 
 
 def test_tags_survive_serialisation_and_pickling(tmp_path):
     root = fabricate_voc_layout(tmp_path, {'a': mask_with(3)})
-    dataset = build(root, serialize_data=True, lazy_init=True)
+    dataset = build_voc_layout(root, serialize_data=True, lazy_init=True)
     dataset.full_init()
     # DataLoader workers receive a pickled copy of the data set
     copy = pickle.loads(pickle.dumps(dataset))
@@ -164,60 +140,3 @@ def test_tags_survive_serialisation_and_pickling(tmp_path):
         tags = ds.get_data_info(0)['tags']
         assert isinstance(tags, np.ndarray) and tags.dtype == np.float32
         np.testing.assert_array_equal(tags, [0, 0, 1])
-
-
-# --- bad input: each raises an error naming the file (and line) ---
-
-
-def test_missing_data_root(tmp_path):
-    with pytest.raises(FileNotFoundError, match='data_root not found'):
-        build(tmp_path / 'absent')
-
-
-def test_missing_split_file(tmp_path):
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)})
-    with pytest.raises(FileNotFoundError, match='val.txt'):
-        build(root, ann_file='ImageSets/Segmentation/val.txt')
-
-
-def test_image_listed_but_missing(tmp_path):
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)})
-    with open(tmp_path / 'ImageSets/Segmentation/train.txt', 'a') as f:
-        f.write('ghost\n')
-    with pytest.raises(FileNotFoundError,
-                       match=r'ghost\.jpg listed in .*train.txt line 2'):
-        build(root)
-
-
-def test_duplicate_image_ids(tmp_path):
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)})
-    with open(tmp_path / 'ImageSets/Segmentation/train.txt', 'a') as f:
-        f.write('a\n')
-    with pytest.raises(ValueError,
-                       match=r'train.txt line 2: duplicate .*line 1'):
-        build(root)
-
-
-def test_mask_value_outside_class_list(tmp_path):
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1), 'b': None})
-    write_label(str(tmp_path / 'SegmentationClass/b.png'), mask_with(1, 9))
-    with pytest.raises(ValueError, match=r'b\.png has values \[9\]'):
-        build(root)
-
-
-def test_unknown_tag_source(tmp_path):
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)})
-    with pytest.raises(ValueError, match="unknown tag sources \\['xml'\\]"):
-        build(root, tag_sources=('xml', ))
-
-
-def test_class_subset_is_rejected(tmp_path):
-    # VOCLayoutDataset has no METAINFO classes; subclasses with fixed
-    # classes refuse subsets because tags would be misaligned.
-    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1)})
-
-    class Fixed(VOCLayoutDataset):
-        METAINFO = dict(classes=CLASSES)
-
-    with pytest.raises(ValueError, match='class subsets'):
-        Fixed(data_root=root, metainfo=dict(classes=CLASSES[:2]))

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from iaffinity_plugins.labels.label_io import write_label
+from iaffinity_plugins.registry import DATASETS
 
 CLASSES = ('background', 'cat', 'dog', 'traffic light')
 
@@ -47,3 +48,9 @@ def mask_with(*values: int, shape=(12, 16)) -> np.ndarray:
     for i, value in enumerate(values):
         mask[:, (i + 1) * 3:(i + 2) * 3] = value
     return mask
+
+
+def build_voc_layout(root, **kwargs):
+    """A ``VOCLayoutDataset`` over the folder ``root``."""
+    return DATASETS.build(
+        dict(type='VOCLayoutDataset', data_root=str(root), **kwargs))

@@ -3,6 +3,7 @@ and a run killed mid-stage resumes without retraining finished stages."""
 import json
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import sys
@@ -96,11 +97,28 @@ def test_em_run_writes_labels_manifest_and_report(tmp_path):
     assert (work_dir / 'report_grid.png').exists()
 
 
-@pytest.mark.parametrize('marker',
-                         ['step_0/seeds', 'step_0/unary/last_checkpoint'])
+def _finished_outputs(work_dir) -> dict:
+    """Modification times of every label and final weights file: the
+    outputs of finished stages (and of finished images of a label stage)."""
+    paths = [*work_dir.glob('step_*/**/*.png'),
+             *work_dir.glob('**/final_weights.pth')]
+    return {path: path.stat().st_mtime_ns for path in paths}
+
+
+def _newest_log(stage_dir) -> str:
+    """The log of the latest runner of a stage (``<timestamp>/*.log``)."""
+    run = max(path for path in stage_dir.iterdir() if path.is_dir())
+    return (run / f'{run.name}.log').read_text()
+
+
+@pytest.mark.parametrize('marker', [
+    'step_0/seeds', 'step_0/unary/last_checkpoint',
+    'final/unary/last_checkpoint'
+])
 def test_killed_run_resumes_without_redoing_finished_stages(tmp_path, marker):
-    """SIGKILL while seeds are written and mid unary training; the same
-    command then finishes without redoing any stage that had finished, and a
+    """SIGKILL while seeds are written, mid unary training of step 0 and mid
+    final unary training (after every EM step finished); the same command
+    then finishes without redoing any stage that had finished, and a
     half-trained network resumes from its checkpoint."""
     config = _tiny_config(tmp_path, iters=30, num_steps=1)
     work_dir = tmp_path / 'work'
@@ -121,8 +139,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path, marker):
     process.wait()
     finished = [name for name, record in _stages(work_dir).items()
                 if record['state'] == 'done']
-    mtimes = {path: path.stat().st_mtime
-              for path in (work_dir / 'step_0' / 'seeds').iterdir()}
+    outputs = _finished_outputs(work_dir)
 
     process = _train(config)
     output, _ = process.communicate(timeout=900)
@@ -130,12 +147,16 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path, marker):
     for name in finished:
         assert f'[iaffinity] {name}: done, skipped' in output, name
     stage = marker.rsplit('/', 1)[0]
-    if marker.endswith('last_checkpoint') and stage not in finished:
-        # Killed mid-training: the network resumed from its checkpoint.
-        assert 'resumed' in output.lower()
-    # Finished seed files were not rewritten.
-    assert all(path.stat().st_mtime == mtime
-               for path, mtime in mtimes.items())
+    if marker.endswith('last_checkpoint'):
+        assert stage not in finished
+        # Killed mid-training: this stage's new runner resumed from the
+        # checkpoint (interval 2) instead of starting at iteration 1.
+        log = _newest_log(work_dir / stage)
+        resumed = re.search(r'resumed epoch: 0, iter: (\d+)', log)
+        assert resumed and int(resumed.group(1)) >= 2, log[-3000:]
+        assert 'Iter(train) [ 1/30]' not in log
+    # Labels and weights written before the kill were not rewritten.
+    assert {path: path.stat().st_mtime_ns for path in outputs} == outputs
     stages = _stages(work_dir)
     assert len(stages) == 2 + 6 + 1
     assert all(record['state'] == 'done' for record in stages.values())

@@ -213,8 +213,9 @@ def test_write_seeds_names_missing_metainfo(model, tmp_path):
                     progress=False)
 
 
-def _tool_config(tmp_path) -> str:
-    """A make_seeds config: a tiny CAM classifier on a tiny synthetic set."""
+def make_seeds_config(tmp_path, num_train: int = 3) -> str:
+    """A make_seeds config: a tiny CAM classifier on a tiny synthetic set
+    (generated in ``tmp_path/data`` on first use)."""
     base = CONFIGS / '_base_' / 'datasets' / 'synthetic.py'
     path = tmp_path / 'cam_tiny_synthetic.py'
     path.write_text(f"""
@@ -222,8 +223,8 @@ _base_ = [{str(base)!r}]
 custom_imports = dict(imports=['iaffinity_plugins'],
                       allow_failed_imports=False)
 default_scope = 'mmseg'
-generator_cfg = dict(num_train=3, num_val=1, min_size=32, max_size=40,
-                     num_classes=3, max_objects=2, seed=0)
+generator_cfg = dict(num_train={num_train}, num_val=1, min_size=32,
+                     max_size=40, num_classes=3, max_objects=2, seed=0)
 train_dataloader = dict(dataset=dict(data_root={str(tmp_path / 'data')!r},
                                      generator_cfg=generator_cfg))
 model = dict(type='CAMClassifier', backbone={TINY_RESNET!r}, in_channels=16,
@@ -236,11 +237,17 @@ seed_cfg = dict(type='psa', alpha_strong_bg=4, alpha_weak_bg=32)
     return str(path)
 
 
-def test_make_seeds_tool(tmp_path):
-    config = _tool_config(tmp_path)
+def save_random_init(config: str, checkpoint) -> torch.nn.Module:
+    """Save the config's model, randomly initialised, as a checkpoint."""
     model = MODELS.build(Config.fromfile(config).model)
-    checkpoint = tmp_path / 'cam.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    return model
+
+
+def test_make_seeds_tool(tmp_path):
+    config = make_seeds_config(tmp_path)
+    checkpoint = tmp_path / 'cam.pth'
+    save_random_init(config, checkpoint)
 
     out, cams = tmp_path / 'seeds', tmp_path / 'cams'
     summary = make_seeds.main([config, str(checkpoint), '--out', str(out),
@@ -249,18 +256,3 @@ def test_make_seeds_tool(tmp_path):
     assert len(list(out.glob('*.png'))) == len(list(cams.glob('*.npy'))) == 3
     again = make_seeds.main([config, str(checkpoint), '--out', str(out)])
     assert again['skipped'] == 3 and again['written'] == 0
-
-    with pytest.raises(FileNotFoundError, match='nothere.pth'):
-        make_seeds.main([config, str(tmp_path / 'nothere.pth'), '--out',
-                         str(out)])
-    state = model.state_dict()
-    state['classifier.weight'] = state['classifier.weight'][:2]
-    state['extra.weight'] = torch.zeros(1)
-    del state['backbone.stem.0.weight']
-    torch.save(dict(state_dict=state), checkpoint)
-    with pytest.raises(RuntimeError) as error:
-        make_seeds.main([config, str(checkpoint), '--out', str(out)])
-    message = str(error.value)
-    for expected in ('cam.pth', 'backbone.stem.0.weight', 'extra.weight',
-                     'classifier.weight'):
-        assert expected in message

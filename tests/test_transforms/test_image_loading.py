@@ -1,4 +1,8 @@
-"""Tests for image/label loading whose errors name the file."""
+"""Image/label loading with checks: good files load as with mmcv/mmseg.
+
+``files`` also fabricates the broken files that tests/test_bad_inputs.py
+feeds to the loaders.
+"""
 import numpy as np
 import pytest
 from mmcv.transforms import LoadImageFromFile
@@ -10,6 +14,7 @@ from iaffinity_plugins.registry import TRANSFORMS
 
 @pytest.fixture
 def files(tmp_path):
+    """good.jpg, truncated/garbage/empty .jpg, label.png and broken.png."""
     image = np.random.default_rng(0).integers(0, 256, (10, 12, 3),
                                               dtype=np.uint8)
     good = tmp_path / 'good.jpg'
@@ -32,20 +37,6 @@ def test_good_image_loads_like_mmcv(files):
     assert ours['ori_shape'] == (10, 12)
 
 
-@pytest.mark.parametrize('name',
-                         ['truncated.jpg', 'garbage.jpg', 'empty.jpg'])
-def test_corrupt_image_error_names_the_file(files, name):
-    load = TRANSFORMS.build(dict(type='LoadImageWithCheck'))
-    with pytest.raises(OSError, match=f'cannot load image .*{name}'):
-        load(dict(img_path=str(files / name)))
-
-
-def test_missing_image_keeps_file_not_found(files):
-    load = TRANSFORMS.build(dict(type='LoadImageWithCheck'))
-    with pytest.raises(FileNotFoundError, match='absent.jpg'):
-        load(dict(img_path=str(files / 'absent.jpg')))
-
-
 def label_results(path):
     return dict(seg_map_path=str(path), reduce_zero_label=False,
                 seg_fields=[])
@@ -56,5 +47,3 @@ def test_label_loading(files):
     loaded = load(label_results(files / 'label.png'))
     np.testing.assert_array_equal(loaded['gt_seg_map'], np.eye(10, 12))
     assert loaded['seg_fields'] == ['gt_seg_map']
-    with pytest.raises(OSError, match='cannot load label map .*broken.png'):
-        load(label_results(files / 'broken.png'))
