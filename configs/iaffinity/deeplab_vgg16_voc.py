@@ -61,7 +61,9 @@ pairwise_model = dict(
         propagation_channels=None,
         output='normalized',
         channels=(32, 64, 128),
-        propagation_stride=2),
+        propagation_stride=2,
+        # mean of the 4 scans, not SPN's max: docs/benchmarks.md
+        merge='mean'),
     loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))
 confidence_model = dict(
     type='RegionClassifier',

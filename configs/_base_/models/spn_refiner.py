@@ -27,7 +27,9 @@ model = dict(
         channels=(16, 32, 64),
         # the scan runs at 1/2 of the input: CPU cost, see SPNHead
         propagation_stride=2,
-        merge='max',
+        # 'mean' (not SPN's 'max'): learns far better from imperfect labels
+        # and keeps G linear (docs/benchmarks.md, pairwise head section)
+        merge='mean',
         # 'normalized': CE on log(G alpha_u / sum_k); 'residual': log
         # alpha_u + change (the projected design)
         output='normalized'),
