@@ -90,10 +90,10 @@ def test_em_run_writes_labels_manifest_and_report(tmp_path):
         assert step['energy_refined'] is not None
         # The E-step must not make the unary prediction worse: a pairwise
         # net that starts near the identity and is trained a few
-        # iterations stays within a point of it (a broken propagation,
-        # e.g. misaligned gates, falls far below).
+        # iterations stays within a point of it, while refined labels from
+        # a broken E-step (misaligned gates, another image's or another
+        # class order's scores) fall far below.
         assert step['refined_miou'] >= step['unary_miou'] - 1.0, step
-        assert 0 < step['mined_labelled_fraction'] <= 100.0, step
     assert (work_dir / 'report.md').exists()
     assert (work_dir / 'report.csv').exists()
     assert (work_dir / 'report_miou.png').exists()
