@@ -123,6 +123,26 @@ train_dataloader = dict(
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=1e-3, momentum=0.9))
 iters = 20000  # K of eq. (10)/(11)
+
+
+# Every stage: SGD with momentum 0.9 and weight decay 5e-4 (the paper's
+# DeepLab settings), by iteration.
+def sgd(lr, **kwargs):
+    return dict(type='OptimWrapper',
+                optimizer=dict(type='SGD', lr=lr, momentum=0.9,
+                               weight_decay=5e-4),
+                **kwargs)
+
+
+def poly(power, end):
+    return [dict(type='PolyLR', power=power, begin=0, end=end,
+                 by_epoch=False, eta_min=0.0)]
+
+
+def iterations(max_iters):
+    return dict(type='IterBasedTrainLoop', max_iters=max_iters)
+
+
 train_cfg = dict(
     type='IterativeAffinityLoop',
     num_steps=5,  # the paper plateaus after 5 steps (Table 5)
@@ -130,58 +150,37 @@ train_cfg = dict(
         model=cam_model,
         pipeline=cam_pipeline,
         batch_size=8,
-        optim_wrapper=dict(
-            type='OptimWrapper',
-            optimizer=dict(
-                type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4),
-            paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=10.)})),
-        param_scheduler=[
-            dict(type='PolyLR', power=0.9, begin=0, end=8000,
-                 by_epoch=False, eta_min=0.0)
-        ],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=8000)),
+        optim_wrapper=sgd(1e-2, paramwise_cfg=dict(
+            custom_keys={'classifier': dict(lr_mult=10.)})),
+        param_scheduler=poly(0.9, 8000),
+        train_cfg=iterations(8000)),
     # Eq. (10): base lr 1e-3, poly power 0.9, momentum 0.9.
     unary=dict(
         model=unary_model,
         pipeline=label_pipeline,
         batch_size=10,
-        optim_wrapper=dict(
-            type='OptimWrapper',
-            optimizer=dict(
-                type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)),
-        param_scheduler=[
-            dict(type='PolyLR', power=0.9, begin=0, end=iters,
-                 by_epoch=False, eta_min=0.0)
-        ],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters)),
+        optim_wrapper=sgd(1e-3),
+        param_scheduler=poly(0.9, iters),
+        train_cfg=iterations(iters)),
     # Sec. 4.2: base lr 1e-5, poly power 0.5, momentum 0.9.
     pairwise=dict(
         model=pairwise_model,
         pipeline=superpixel_pipeline,
         batch_size=10,
-        optim_wrapper=dict(
-            type='OptimWrapper',
-            optimizer=dict(
-                type='SGD', lr=1e-5, momentum=0.9, weight_decay=5e-4)),
-        param_scheduler=[
-            dict(type='PolyLR', power=0.5, begin=0, end=iters,
-                 by_epoch=False, eta_min=0.0)
-        ],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters)),
+        optim_wrapper=sgd(1e-5),
+        param_scheduler=poly(0.5, iters),
+        train_cfg=iterations(iters)),
     # Eq. (11): base lr 1e-3, x0.1 every 20,000 iterations, momentum 0.9.
     confidence=dict(
         model=confidence_model,
         pipeline=superpixel_pipeline,
         batch_size=10,
-        optim_wrapper=dict(
-            type='OptimWrapper',
-            optimizer=dict(
-                type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)),
+        optim_wrapper=sgd(1e-3),
         param_scheduler=[
             dict(type='StepLR', step_size=iters, gamma=0.1, begin=0,
                  by_epoch=False)
         ],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters)),
+        train_cfg=iterations(iters)),
     seeds=dict(type='threshold', fg_threshold=0.30, bg_threshold=0.05,
                scales=(1.0, 0.5, 1.5, 2.0), flip=True),
     superpixels=dict(method='felzenszwalb', scale=100, sigma=0.8,
