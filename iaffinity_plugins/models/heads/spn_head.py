@@ -104,7 +104,8 @@ class SPNHead(BaseModule):
             by G.
         channels (Sequence[int]): guidance net channels per level.
         propagation_stride (int): power of two, < 2 ** len(channels).
-        merge (str): direction merge of :func:`spn_propagate`.
+        merge (str): direction merge of :func:`spn_propagate`: SPN's
+            'max' (default) or 'mean' (the configs' choice).
         output (str): 'residual': logits = log alpha_u + up(change), the
             head's original design; 'normalized': logits = log of
             ``clamp(alpha_u + up(change), eps)`` renormalised over classes,

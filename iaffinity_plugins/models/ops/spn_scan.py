@@ -235,7 +235,10 @@ def spn_propagate(x: Tensor, gates: Tensor, merge: str = 'max') -> Tensor:
             (:func:`normalize_gates`) per direction, pixel and group.
         merge (str): 'max' (SPN's choice: each pixel takes the strongest
             of the four propagations, so a label spreads in whichever
-            direction the gates let it) or 'mean' (keeps the map linear in x).
+            direction the gates let it) or 'mean' (keeps the map linear in
+            x, and lets a wrong class be removed by the scans that bring
+            the right one; it learns far better from imperfect labels,
+            docs/benchmarks.md, and is what the configs use).
 
     Returns:
         Tensor: (N, C, H, W) merged propagation.
