@@ -282,7 +282,18 @@ class IterativeAffinityLoop(BaseLoop):
                        if key in self.seeds}
         summary = write_seeds(model, self.dataset, self.labels_dir(0),
                               seed_cfg, **cam_options)
-        return dict(summary=summary)
+        return dict(summary=summary,
+                    quality=self._label_quality(self.labels_dir(0)))
+
+    @property
+    def seeds_quality(self) -> Optional[dict]:
+        """mIoU/precision/labelled fraction of Y_0 (None before the seeds
+        are written, without ground truth, or in a run from an older
+        manifest)."""
+        record = self.manifest.record('seeds/labels')
+        if record is None or record['state'] != 'done':
+            return None
+        return record['outputs'].get('quality')
 
     # ------------------------------------------------------ pairwise / refine
     def _pairwise_cfg(self, unary_weights: str) -> Optional[dict]:

@@ -33,7 +33,8 @@ def _metric(quality: Optional[dict], key: str) -> Optional[float]:
 
 
 def build_report(records: Sequence[dict],
-                 final: Optional[dict] = None) -> dict:
+                 final: Optional[dict] = None,
+                 seeds: Optional[dict] = None) -> dict:
     """The report dict from the EM loop's step records and val metrics.
 
     Args:
@@ -41,8 +42,11 @@ def build_report(records: Sequence[dict],
             stage: ``step``, ``quality`` (label quality per label map name:
             seeds, unary, refined, mined) and the two energies.
         final: The val loop's metrics (``mIoU``) of the final unary net.
+        seeds: Label quality of the seeds, used when no step ran
+            (``num_steps=0``: seeds, then the final unary net).
     """
-    seeds = records[0]['quality']['seeds'] if records else None
+    if records:
+        seeds = records[0]['quality']['seeds']
     steps = []
     for record in records:
         quality = record['quality']

@@ -41,7 +41,8 @@ class EMReportHook(Hook):
 
     def _write(self, runner, records: List[dict],
                final: Optional[dict]) -> None:
-        report = build_report(records, final)
+        report = build_report(records, final,
+                              seeds=runner.train_loop.seeds_quality)
         write_report(report, runner.work_dir)
         plot_miou(report, osp.join(runner.work_dir, 'report_miou.png'))
 

@@ -35,6 +35,17 @@ def test_report_schema():
     assert report['final'] == {'miou': 44.5}
 
 
+def test_report_without_steps_keeps_the_seeds_quality():
+    """num_steps=0 (seeds, then the final net): the seeds' quality comes
+    from the seeds stage, not from a step record."""
+    report = build_report([], final={'mIoU': 20.0}, seeds=_quality(31.0))
+    assert report['seeds'] == dict(miou=31.0, precision=41.0,
+                                   labelled_fraction=50.0)
+    assert report['steps'] == [] and report['final'] == {'miou': 20.0}
+    assert build_report([])['seeds'] == dict(
+        miou=None, precision=None, labelled_fraction=None)
+
+
 def test_report_files(tmp_path):
     report = build_report(RECORDS)
     write_report(report, str(tmp_path))
