@@ -282,6 +282,7 @@ class IterativeAffinityLoop(BaseLoop):
                        if key in self.seeds}
         summary = write_seeds(model, self.dataset, self.labels_dir(0),
                               seed_cfg, **cam_options)
+        barrier()  # every rank's shard is written before it is evaluated
         return dict(summary=summary,
                     quality=self._label_quality(self.labels_dir(0)))
 
