@@ -9,8 +9,9 @@ stage that was killed mid-training resumes from its last checkpoint.
 import copy
 import io
 import os
-import re
 import os.path as osp
+import re
+import zipfile
 from typing import Any, Optional
 
 import torch
@@ -85,20 +86,38 @@ def stage_dataloader(stage_cfg: dict, dataset_cfg: dict) -> dict:
                      pipeline=copy.deepcopy(stage_cfg['pipeline'])))
 
 
-def resumable_checkpoint(work_dir: str) -> Optional[str]:
-    """The newest checkpoint of a stage that really exists, or None.
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether a ``torch.save`` file was written to the end.
 
-    ``last_checkpoint`` can name a file that is gone: a run killed after the
-    checkpoint hook removed an old checkpoint (``max_keep_ckpts``) but before
-    it updated ``last_checkpoint``. Then the newest ``iter_*.pth`` is used.
+    torch saves a zip archive whose central directory comes last, so a file
+    cut short by a kill does not open as a zip.
     """
-    latest = find_latest_checkpoint(work_dir)
-    if latest is not None and osp.isfile(latest):
-        return latest
-    iters = [int(name[5:-4]) for name in os.listdir(work_dir)
-             if re.fullmatch(r'iter_\d+\.pth', name)] if osp.isdir(
-                 work_dir) else []
-    return osp.join(work_dir, f'iter_{max(iters)}.pth') if iters else None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint of a stage, or None.
+
+    mmengine's ``CheckpointHook`` removes the oldest kept checkpoint
+    *before* it writes the new one and updates ``last_checkpoint`` after
+    it, and its writes are not atomic. A run killed inside that sequence can
+    leave ``last_checkpoint`` naming a removed file and the newest
+    ``iter_*.pth`` half written. So the checkpoint ``last_checkpoint`` names
+    is used when it exists and is complete, else the newest complete
+    ``iter_*.pth``; a truncated file is never resumed from.
+    """
+    if not osp.isdir(work_dir):
+        return None
+    iters = sorted((int(name[5:-4]) for name in os.listdir(work_dir)
+                    if re.fullmatch(r'iter_\d+\.pth', name)), reverse=True)
+    candidates = [find_latest_checkpoint(work_dir)] + [
+        osp.join(work_dir, f'iter_{i}.pth') for i in iters]
+    return next((path for path in candidates if path is not None
+                 and osp.isfile(path) and is_complete_checkpoint(path)), None)
 
 
 def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
@@ -132,6 +151,11 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
         innermost_dataset(cfg['train_dataloader']['dataset'])[
             'label_dir'] = label_dir
     cfg.setdefault('model_wrapper_cfg', model_wrapper_cfg())
+    checkpoint_hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
+    if 0 < checkpoint_hook.get('max_keep_ckpts', -1) < 2:
+        # One kept checkpoint is removed before the next is written: a kill
+        # during that save would leave nothing to resume from.
+        checkpoint_hook['max_keep_ckpts'] = 2
     checkpoint = resumable_checkpoint(work_dir)
     cfg.update(work_dir=work_dir, experiment_name=name.replace('/', '_'),
                resume=checkpoint is not None, load_from=checkpoint)

@@ -1,12 +1,19 @@
-"""A stage resumes from a checkpoint that really exists."""
-from iaffinity_plugins.engine.stage_runner import resumable_checkpoint
+"""A stage resumes from a complete checkpoint that really exists."""
+import torch
+
+from iaffinity_plugins.engine.stage_runner import (build_stage_runner_cfg,
+                                                   resumable_checkpoint)
+
+
+def _save(path, step):
+    torch.save({'meta': {'iter': step}, 'state_dict': {}}, str(path))
 
 
 def test_resumes_from_newest_existing_checkpoint(tmp_path):
     assert resumable_checkpoint(str(tmp_path / 'missing')) is None
     assert resumable_checkpoint(str(tmp_path)) is None
-    (tmp_path / 'iter_4.pth').write_bytes(b'x')
-    (tmp_path / 'iter_12.pth').write_bytes(b'x')
+    _save(tmp_path / 'iter_4.pth', 4)
+    _save(tmp_path / 'iter_12.pth', 12)
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
     assert resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
     # Killed after the old checkpoint was removed, before last_checkpoint
@@ -14,3 +21,32 @@ def test_resumes_from_newest_existing_checkpoint(tmp_path):
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
     assert resumable_checkpoint(str(tmp_path)) == str(tmp_path /
                                                       'iter_12.pth')
+
+
+def test_half_written_checkpoint_is_never_resumed_from(tmp_path):
+    """Killed while mmengine wrote iter_14.pth (after it had removed the
+    previous one): the newest complete checkpoint is used."""
+    _save(tmp_path / 'iter_12.pth', 12)
+    _save(tmp_path / 'iter_14.pth', 14)
+    data = (tmp_path / 'iter_14.pth').read_bytes()
+    (tmp_path / 'iter_14.pth').write_bytes(data[:len(data) // 2])
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_10.pth'))
+    assert resumable_checkpoint(str(tmp_path)) == str(tmp_path /
+                                                      'iter_12.pth')
+    (tmp_path / 'iter_12.pth').write_bytes(b'')
+    assert resumable_checkpoint(str(tmp_path)) is None
+
+
+def test_stage_keeps_two_checkpoints_at_least(tmp_path):
+    """mmengine removes the oldest kept checkpoint before writing the next:
+    with one kept, a kill during the save would leave none."""
+    runtime = dict(default_hooks=dict(checkpoint=dict(
+        type='CheckpointHook', interval=2, max_keep_ckpts=1)),
+        train_dataloader=dict(dataset=dict(type='X')))
+    stage = dict(model=dict(type='Y'),
+                 train_dataloader=dict(dataset=dict(type='X')))
+    cfg = build_stage_runner_cfg(stage, runtime, str(tmp_path), 'a/b', None)
+    assert cfg.default_hooks.checkpoint.max_keep_ckpts == 2
+    runtime['default_hooks']['checkpoint']['max_keep_ckpts'] = -1  # keep all
+    cfg = build_stage_runner_cfg(stage, runtime, str(tmp_path), 'a/b', None)
+    assert cfg.default_hooks.checkpoint.max_keep_ckpts == -1
