@@ -18,10 +18,10 @@ Shape shorthand: N batch, P neighbour offsets, h x w affinity size.
 from typing import Dict, Sequence
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from iaffinity_plugins.registry import MODELS
+from .named_loss import NamedLoss
 from ..ops.banded_affinity import Offset, neighbours
 
 IGNORE_INDEX = 255
@@ -55,7 +55,7 @@ def affinity_pair_labels(labels: Tensor, offsets: Sequence[Offset],
 
 
 @MODELS.register_module()
-class AffinityLoss(nn.Module):
+class AffinityLoss(NamedLoss):
     """PSA's balanced affinity loss on half-disc affinities.
 
     Args:
@@ -66,17 +66,8 @@ class AffinityLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, eps: float = 1e-5,
                  loss_name: str = 'loss_affinity'):
-        super().__init__()
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', got "
-                             f'{loss_name!r}')
-        self.loss_weight = loss_weight
+        super().__init__(loss_weight, loss_name)
         self.eps = eps
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
 
     def forward(self, affinity: Tensor, labels: Tensor,
                 offsets: Sequence[Offset],

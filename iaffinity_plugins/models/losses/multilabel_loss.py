@@ -1,13 +1,13 @@
 """Multi-label soft-margin loss of the CAM classifier (image-level tags)."""
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from iaffinity_plugins.registry import MODELS
+from .named_loss import NamedLoss
 
 
 @MODELS.register_module()
-class MultiLabelSoftMarginLoss(nn.Module):
+class MultiLabelSoftMarginLoss(NamedLoss):
     """Mean over images and classes of the per-class logistic loss.
 
     ``loss = -mean_{n,c} [y log sigmoid(x) + (1 - y) log sigmoid(-x)]``,
@@ -20,12 +20,7 @@ class MultiLabelSoftMarginLoss(nn.Module):
     """
 
     def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_cls'):
-        super().__init__()
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', "
-                             f'got {loss_name!r}')
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(loss_weight, loss_name)
 
     def forward(self, cls_score: Tensor, label: Tensor) -> Tensor:
         """Weighted loss.
@@ -42,8 +37,3 @@ class MultiLabelSoftMarginLoss(nn.Module):
                              f'{tuple(label.shape)} must have the same shape')
         return self.loss_weight * F.multilabel_soft_margin_loss(
             cls_score, label.to(cls_score.dtype))
-
-    @property
-    def loss_name(self) -> str:
-        """The key of this loss in the loss dict."""
-        return self._loss_name

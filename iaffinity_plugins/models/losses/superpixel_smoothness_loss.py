@@ -10,10 +10,10 @@ H x W superpixel map size.
 from typing import Sequence
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from iaffinity_plugins.registry import MODELS
+from .named_loss import NamedLoss
 
 
 def resize_nearest_ids(ids: Tensor, size: Sequence[int]) -> Tensor:
@@ -65,7 +65,7 @@ def superpixel_mean(values: Tensor, superpixels: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class SuperpixelSmoothnessLoss(nn.Module):
+class SuperpixelSmoothnessLoss(NamedLoss):
     """L_s = loss_weight * mean over pixels and channels of (G - G_sp)^2.
 
     Works on any (N, C, h, w) gate or affinity tensor. Superpixel maps of
@@ -79,16 +79,7 @@ class SuperpixelSmoothnessLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0,
                  loss_name: str = 'loss_smooth'):
-        super().__init__()
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', got "
-                             f'{loss_name!r}')
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
+        super().__init__(loss_weight, loss_name)
 
     def forward(self, gates: Tensor, superpixels: Tensor) -> Tensor:
         """Compute the loss.
