@@ -288,13 +288,14 @@ class IterativeAffinityLoop(BaseLoop):
 
     @property
     def seeds_quality(self) -> Optional[dict]:
-        """mIoU/precision/labelled fraction of Y_0 (None before the seeds
-        are written, without ground truth, or in a run from an older
-        manifest)."""
+        """mIoU/precision/labelled fraction of Y_0, measured once when the
+        seeds were written (None before that or without ground truth)."""
         record = self.manifest.record('seeds/labels')
         if record is None or record['state'] != 'done':
             return None
-        return record['outputs'].get('quality')
+        if 'quality' not in record['outputs']:  # a manifest from before
+            return self._label_quality(self.labels_dir(0))
+        return record['outputs']['quality']
 
     # ------------------------------------------------------ pairwise / refine
     def _pairwise_cfg(self, unary_weights: str) -> Optional[dict]:
@@ -360,13 +361,12 @@ class IterativeAffinityLoop(BaseLoop):
                        pairwise_weights: Optional[str]) -> dict:
         """Table-5 metrics of the step's label maps, Table-7 energies."""
         prefix = osp.join(self.work_dir, f'step_{step}')
-        quality = {
+        quality = dict(seeds=self.seeds_quality, **{
             name: self._label_quality(path) for name, path in (
-                ('seeds', self.labels_dir(0)),
                 ('unary', osp.join(prefix, 'unary_labels')),
                 ('refined', osp.join(prefix, 'refined')),
                 ('mined', self.labels_dir(step + 1)))
-        }
+        })
         energies = dict(energy_refined=None, energy_mined=None)
         if pairwise_cfg is not None:
             refiner = self._load_model(pairwise_cfg['model'],
