@@ -3,8 +3,10 @@
 ``python tools/eval_labels.py LABEL_DIR --dataset-config CONFIG
 [--split-key train_dataloader] [--out-json F] [--out-md F]``
 
-Prints a per-class IoU / precision table and the summary (mIoU over all
-pixels, precision on labelled pixels, labelled fraction; paper Table 5).
+Prints a per-class IoU / precision table, the summary (mIoU over all
+pixels, precision on labelled pixels, labelled fraction; paper Table 5) and
+where the pixels go (background spread into by objects, objects missed or
+given the wrong class, unknown).
 """
 import argparse
 import json

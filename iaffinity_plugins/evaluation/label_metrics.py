@@ -8,6 +8,10 @@ Pseudo labels leave pixels unknown (255), so two views matter:
   labels (unknown pixels removed from both sides). This is the paper's
   "precision" of seeds / mined regions: how right the labels that exist are.
 * ``labelled_fraction``: labelled / ground-truth-valid pixels.
+* ``errors``: where the pixels go, as fractions of the ground-truth
+  background or foreground pixels (:func:`error_breakdown`): whether a weak
+  label map errs by spreading objects into the background, by missing
+  them, or by giving them the wrong class calls for different remedies.
 
 All numbers are percentages. Classes absent from both the ground truth and
 the prediction (in the pixels a metric looks at) are left out of its mean.
@@ -72,6 +76,33 @@ def _nanmean(values: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
 
 
+def error_breakdown(confusion: np.ndarray) -> Dict[str, float]:
+    """Fates of background (class 0) and foreground pixels, in percent.
+
+    Args:
+        confusion (np.ndarray): (K, K + 1) from :func:`confusion_matrix`.
+
+    Returns:
+        dict: ``bg_as_fg`` and ``bg_unknown`` (percent of ground-truth
+        background pixels), ``fg_as_bg``, ``fg_wrong_class``,
+        ``fg_unknown`` and ``fg_right`` (percent of ground-truth foreground
+        pixels); NaN when there is no such pixel.
+    """
+    num_classes = confusion.shape[0]
+    background, foreground = confusion[0], confusion[1:]
+    fg_labelled = foreground[:, 1:num_classes]
+    fg_right = np.trace(fg_labelled)
+    counts = dict(
+        bg_as_fg=(background[1:num_classes].sum(), background.sum()),
+        bg_unknown=(background[num_classes], background.sum()),
+        fg_as_bg=(foreground[:, 0].sum(), foreground.sum()),
+        fg_wrong_class=(fg_labelled.sum() - fg_right, foreground.sum()),
+        fg_unknown=(foreground[:, num_classes].sum(), foreground.sum()),
+        fg_right=(fg_right, foreground.sum()))
+    return {name: 100 * float(part) / total if total else np.nan
+            for name, (part, total) in counts.items()}
+
+
 def label_quality(confusion: np.ndarray) -> Dict[str, object]:
     """mIoU, precision, labelled fraction and pixel accuracy (percent).
 
@@ -81,8 +112,9 @@ def label_quality(confusion: np.ndarray) -> Dict[str, object]:
 
     Returns:
         dict: ``miou``, ``precision``, ``labelled_fraction``,
-        ``pixel_accuracy`` (floats) and ``per_class_iou``,
-        ``per_class_precision`` (lists of K floats, NaN = class absent).
+        ``pixel_accuracy`` (floats), ``per_class_iou``,
+        ``per_class_precision`` (lists of K floats, NaN = class absent) and
+        ``errors`` (:func:`error_breakdown`).
     """
     num_classes = confusion.shape[0]
     labelled = confusion[:, :num_classes]
@@ -99,7 +131,8 @@ def label_quality(confusion: np.ndarray) -> Dict[str, object]:
         labelled_fraction=100 * float(labelled_fraction),
         pixel_accuracy=100 * float(accuracy),
         per_class_iou=(100 * iou).tolist(),
-        per_class_precision=(100 * precision).tolist())
+        per_class_precision=(100 * precision).tolist(),
+        errors=error_breakdown(confusion))
 
 
 def _label_files(label_dir: str) -> set:
@@ -176,7 +209,7 @@ def _cell(value: float) -> str:
 
 def format_markdown(result: Dict[str, object],
                     class_names: Optional[Sequence[str]] = None) -> str:
-    """Per-class IoU/precision table and a summary table in markdown.
+    """Per-class IoU/precision, summary and error tables in markdown.
 
     Args:
         result (dict): From :func:`label_quality` or
@@ -193,6 +226,11 @@ def format_markdown(result: Dict[str, object],
     lines += ['', '| ' + ' | '.join(SUMMARY_KEYS) + ' |',
               '|' + ' --- |' * len(SUMMARY_KEYS),
               '| ' + ' | '.join(_cell(result[k]) for k in SUMMARY_KEYS) + ' |']
+    errors = result.get('errors')
+    if errors:
+        lines += ['', '| ' + ' | '.join(errors) + ' |',
+                  '|' + ' --- |' * len(errors),
+                  '| ' + ' | '.join(_cell(v) for v in errors.values()) + ' |']
     return '\n'.join(lines)
 
 
@@ -203,5 +241,7 @@ def to_json_safe(result: Dict[str, object]) -> Dict[str, object]:
             return None
         if isinstance(value, list):
             return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {key: clean(v) for key, v in value.items()}
         return value
-    return {key: clean(value) for key, value in result.items()}
+    return clean(result)

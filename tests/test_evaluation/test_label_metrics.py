@@ -5,7 +5,8 @@ import pytest
 from iaffinity_plugins.evaluation.label_metrics import (confusion_matrix,
                                                         evaluate_label_dir,
                                                         format_markdown,
-                                                        label_quality)
+                                                        label_quality,
+                                                        to_json_safe)
 from iaffinity_plugins.labels.label_io import write_label
 
 # Ground truth, 3 classes, one ignored pixel (255).
@@ -39,6 +40,26 @@ def test_label_quality_hand_computed():
     assert q['precision'] == pytest.approx(100 * np.mean(prec))
     assert q['labelled_fraction'] == pytest.approx(100 * 8 / 11)
     assert q['pixel_accuracy'] == pytest.approx(100 * 6 / 11)
+
+
+def test_error_breakdown_hand_computed():
+    # GT background: 4 pixels (2 right, 1 as class 1, 1 unknown); GT
+    # foreground: 7 pixels (1 as background, 4 right, 0 as the other
+    # foreground class, 2 unknown).
+    errors = label_quality(confusion_matrix(PRED, GT, 3))['errors']
+    assert errors == pytest.approx(dict(
+        bg_as_fg=100 * 1 / 4, bg_unknown=100 * 1 / 4, fg_as_bg=100 * 1 / 7,
+        fg_wrong_class=0.0, fg_unknown=100 * 2 / 7, fg_right=100 * 4 / 7))
+    swapped = np.where(GT == 1, 2, np.where(GT == 2, 1, GT)).astype(np.uint8)
+    errors = label_quality(confusion_matrix(swapped, GT, 3))['errors']
+    assert errors['fg_wrong_class'] == 100 and errors['fg_right'] == 0
+    assert errors['bg_as_fg'] == 0
+    no_fg = label_quality(confusion_matrix(np.zeros((2, 2), np.uint8),
+                                           np.zeros((2, 2), np.uint8), 3))
+    assert np.isnan(no_fg['errors']['fg_right'])
+    assert to_json_safe(no_fg)['errors']['fg_right'] is None
+    assert '| bg_as_fg |' in format_markdown(label_quality(
+        confusion_matrix(PRED, GT, 3)))
 
 
 def test_absent_class_is_left_out_of_the_mean():
