@@ -99,7 +99,7 @@ def error_breakdown(confusion: np.ndarray) -> Dict[str, float]:
         fg_wrong_class=(fg_labelled.sum() - fg_right, foreground.sum()),
         fg_unknown=(foreground[:, num_classes].sum(), foreground.sum()),
         fg_right=(fg_right, foreground.sum()))
-    return {name: 100 * float(part) / total if total else np.nan
+    return {name: 100 * float(part) / float(total) if total else np.nan
             for name, (part, total) in counts.items()}
 
 
