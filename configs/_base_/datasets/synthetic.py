@@ -5,7 +5,7 @@
 dataset_type = 'SyntheticWSSSDataset'
 data_root = 'data/synthetic'
 generator_cfg = dict(
-    num_train=200,
+    num_train=1000,
     num_val=50,
     min_size=96,
     max_size=128,
