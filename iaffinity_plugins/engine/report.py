@@ -12,12 +12,18 @@ exists)::
 
 A run without EM steps (the fully supervised reference, ``ValReportHook``)
 has ``"steps": []``, null seeds and only the final val mIoU.
+
+An ``"errors"`` list may follow: one row per label map (``"labels"``:
+``"seeds"``, ``"step 1 unary"``, ...) with the percentages of
+:func:`~iaffinity_plugins.evaluation.label_metrics.error_breakdown`
+(:data:`ERROR_COLUMNS`), for the maps whose quality was measured with it.
 :func:`read_report` reads and checks a report; ``engine/compare.py`` puts
 several side by side.
 """
 import csv
 import io
 import json
+import math
 import os.path as osp
 from typing import List, Optional, Sequence
 
@@ -26,6 +32,8 @@ from ..labels.label_io import atomic_write_bytes, read_label, voc_palette
 STEP_COLUMNS = ('step', 'unary_miou', 'refined_miou', 'mined_miou',
                 'mined_precision', 'mined_labelled_fraction',
                 'energy_refined', 'energy_mined')
+ERROR_COLUMNS = ('bg_as_fg', 'bg_unknown', 'fg_as_bg', 'fg_wrong_class',
+                 'fg_unknown', 'fg_right')
 
 
 def _metric(quality: Optional[dict], key: str) -> Optional[float]:
@@ -64,7 +72,26 @@ def build_report(records: Sequence[dict],
         seeds={key: _metric(seeds, key)
                for key in ('miou', 'precision', 'labelled_fraction')},
         steps=steps,
-        final=dict(miou=None if not final else float(final['mIoU'])))
+        final=dict(miou=None if not final else float(final['mIoU'])),
+        errors=_error_rows(seeds, records))
+
+
+def _finite(value: Optional[float]) -> Optional[float]:
+    """None for NaN (e.g. no object pixel at all): JSON has no NaN."""
+    return None if value is None or math.isnan(value) else value
+
+
+def _error_rows(seeds: Optional[dict], records: Sequence[dict]) -> list:
+    """One :data:`ERROR_COLUMNS` row per label map measured with them."""
+    maps = [('seeds', seeds)] + [
+        (f"step {record['step']} {name}", record['quality'][name])
+        for record in records for name in ('unary', 'refined', 'mined')]
+    # Qualities without 'errors' come from manifests written before the
+    # breakdown existed, or from switched-off stages (None).
+    return [dict(labels=name, **{key: _finite(quality['errors'][key])
+                                 for key in ERROR_COLUMNS})
+            for name, quality in maps
+            if quality is not None and 'errors' in quality]
 
 
 def read_report(path: str) -> dict:
@@ -136,6 +163,16 @@ def report_markdown(report: dict) -> str:
         f"Final unary net, val mIoU: "
         f"{format_value(report['final']['miou'])}", ''
     ]
+    errors = report.get('errors')
+    if errors:
+        lines += [
+            'Where the pixels go: percent of the ground-truth background '
+            '(bg_*) or object (fg_*) pixels.', '',
+            markdown_table(('labels', ) + ERROR_COLUMNS,
+                           [[row[key] for key in ('labels', ) + ERROR_COLUMNS]
+                            for row in errors],
+                           digits=[0] + [1] * len(ERROR_COLUMNS)), ''
+        ]
     return '\n'.join(lines)
 
 

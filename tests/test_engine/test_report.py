@@ -7,7 +7,7 @@ import pytest
 
 from iaffinity_plugins.engine.report import (STEP_COLUMNS, build_report,
                                              plot_miou, read_report,
-                                             write_report)
+                                             report_markdown, write_report)
 from iaffinity_plugins.engine.report_hook import ValReportHook
 
 
@@ -33,6 +33,32 @@ def test_report_schema():
     assert report['steps'][0]['mined_precision'] == 48.0
     assert report['steps'][1]['mined_miou'] is None
     assert report['final'] == {'miou': 44.5}
+
+
+def test_report_error_table_covers_every_measured_label_map(tmp_path):
+    def with_errors(quality, bg_as_fg):
+        errors = dict(bg_as_fg=bg_as_fg, bg_unknown=0.0, fg_as_bg=1.0,
+                      fg_wrong_class=2.0, fg_unknown=3.0,
+                      fg_right=float('nan'))
+        return dict(quality, errors=errors)
+
+    records = [dict(RECORDS[0], quality=dict(
+        seeds=with_errors(_quality(30.0), 5.0),
+        unary=with_errors(_quality(35.0), 6.0),
+        refined=with_errors(_quality(40.0), 7.0),
+        mined=None))]
+    report = build_report(records)
+    assert [row['labels'] for row in report['errors']] == [
+        'seeds', 'step 1 unary', 'step 1 refined']
+    assert [row['bg_as_fg'] for row in report['errors']] == [5.0, 6.0, 7.0]
+    assert report['errors'][0]['fg_right'] is None
+    write_report(report, str(tmp_path))
+    assert json.loads((tmp_path / 'report.json').read_text()) == report
+    markdown = (tmp_path / 'report.md').read_text()
+    assert '| step 1 refined | 7.0 | 0.0 | 1.0 | 2.0 | 3.0 | - |' in markdown
+    # Records from before the breakdown existed give no table.
+    assert build_report(RECORDS)['errors'] == []
+    assert 'Where the pixels go' not in report_markdown(build_report(RECORDS))
 
 
 def test_report_without_steps_keeps_the_seeds_quality():
