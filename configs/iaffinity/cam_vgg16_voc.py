@@ -16,13 +16,15 @@ model = dict(
             _delete_=True,
             type='Pretrained',
             checkpoint='data/pretrained/vgg16_torchvision.pth')))
-# Image tags only: no label maps are loaded.
+# Image tags only: no label maps are loaded. Colour jitter as in PSA's
+# classifier training (ColorJitter), which the paper's CAM follows.
 cam_pipeline = [
     dict(type='LoadImageWithCheck'),
     dict(type='RandomResize', scale=(2048, 428), ratio_range=(0.75, 1.5),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
     dict(type='PackWSSSInputs')
 ]
 train_dataloader = dict(batch_size=8, dataset=dict(pipeline=cam_pipeline))

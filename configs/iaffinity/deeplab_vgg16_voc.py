@@ -92,7 +92,11 @@ random_crop = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackWSSSInputs')
 ]
-cam_pipeline = [dict(type='LoadImageWithCheck')] + random_crop
+# The CAM classifier also gets colour jitter, as in PSA's classifier
+# training (ColorJitter), which the paper's CAM follows.
+cam_pipeline = [dict(type='LoadImageWithCheck')] + random_crop[:-1] + [
+    dict(type='PhotoMetricDistortion'), random_crop[-1]
+]
 label_pipeline = [
     dict(type='LoadImageWithCheck'),
     dict(type='LoadAnnotationsWithCheck')
