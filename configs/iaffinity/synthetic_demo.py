@@ -93,39 +93,36 @@ superpixel_cfg = dict(method='felzenszwalb', scale=100, sigma=0.8,
                       min_size=20)
 # cache_dir and the superpixel parameters are filled in by the loop.
 load_superpixels = dict(type='LoadSuperpixels', cache_dir=None)
+crop_size = {{_base_.crop_size}}
+
+
+def random_crop(short_edge, ratio_range, colour_jitter):
+    """Resize (short edge ``short_edge`` x ratio), crop, flip, [jitter], pack."""
+    return [
+        dict(type='RandomResize', scale=(512, short_edge),
+             ratio_range=ratio_range, keep_ratio=True),
+        dict(type='RandomCrop', crop_size=crop_size),
+        dict(type='RandomFlip', prob=0.5),
+        *([dict(type='PhotoMetricDistortion')] if colour_jitter else []),
+        dict(type='PackWSSSInputs')
+    ]
+
+
 # Image tags stay true for a crop only if the crop keeps most of the image:
 # short edge 96..120 px for 96 px crops. Colour jitter, as in PSA's CAM
 # training: without it the random-init classifier learns the training
-# images' colours (docs/benchmarks.md: +5.6 seed mIoU).
-cam_pipeline = [
+# images' colours (docs/benchmarks.md: +5.6 seed mIoU); the unary net gets
+# it for the same reason.
+cam_pipeline = [dict(type='LoadImageWithCheck')] + random_crop(
+    96, (1.0, 1.25), colour_jitter=True)
+load_labels = [
     dict(type='LoadImageWithCheck'),
-    dict(type='RandomResize', scale=(512, 96), ratio_range=(1.0, 1.25),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackWSSSInputs')
+    dict(type='LoadAnnotationsWithCheck')
 ]
-# The data set's training pipeline plus colour jitter, for the same reason.
-unary_pipeline = [
-    dict(type='LoadImageWithCheck'),
-    dict(type='LoadAnnotationsWithCheck'),
-    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackWSSSInputs')
-]
-superpixel_pipeline = [
-    dict(type='LoadImageWithCheck'),
-    dict(type='LoadAnnotationsWithCheck'), load_superpixels,
-    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size={{_base_.crop_size}}),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackWSSSInputs')
-]
+unary_pipeline = load_labels + random_crop(128, (0.75, 1.5),
+                                           colour_jitter=True)
+superpixel_pipeline = load_labels + [load_superpixels] + random_crop(
+    128, (0.75, 1.5), colour_jitter=False)
 # --- the EM loop -----------------------------------------------------------
 model = unary_model  # the final network, evaluated on val
 # The training images with their tags: labels are made for each of them.
