@@ -228,7 +228,6 @@ class VOCLayoutDataset(BaseSegDataset):
                              f'subsets (metainfo classes differ from '
                              f'METAINFO): {self.metainfo["classes"]}')
         img_dir = self.data_prefix['img_path']
-        gt_dir = self.data_prefix.get('seg_map_path')
         if self.label_dir is not None and not osp.isdir(self.label_dir):
             raise FileNotFoundError(f'label_dir not found: {self.label_dir}')
         split = read_id_list(self.ann_file)
@@ -240,7 +239,7 @@ class VOCLayoutDataset(BaseSegDataset):
             if not osp.isfile(img_path):
                 raise FileNotFoundError(
                     f'image {img_path} listed in {where} does not exist')
-            gt_path = self._gt_path(gt_dir, img_id)
+            gt_path = self._gt_path(img_id)
             data_list.append(
                 dict(
                     img_path=img_path,
@@ -254,12 +253,17 @@ class VOCLayoutDataset(BaseSegDataset):
         self._warn_untagged(data_list)
         return data_list
 
-    def _gt_path(self, gt_dir: Optional[str], img_id: str) -> Optional[str]:
+    def _mask_path(self, img_id: str) -> Optional[str]:
+        """Where this image's ground-truth mask would be (None: no mask
+        folder configured)."""
+        gt_dir = self.data_prefix.get('seg_map_path')
+        return osp.join(gt_dir, img_id + self.seg_map_suffix) if gt_dir \
+            else None
+
+    def _gt_path(self, img_id: str) -> Optional[str]:
         """The ground-truth mask if this image has one (masks are optional)."""
-        if not gt_dir:
-            return None
-        path = osp.join(gt_dir, img_id + self.seg_map_suffix)
-        return path if osp.isfile(path) else None
+        path = self._mask_path(img_id)
+        return path if path is not None and osp.isfile(path) else None
 
     def _seg_map_path(self, img_id: str, gt_path: Optional[str]
                       ) -> Optional[str]:
@@ -293,8 +297,9 @@ class VOCLayoutDataset(BaseSegDataset):
                     return tables[source][img_id]
             raise ValueError(
                 f'no tags for image {img_id!r} ({where}): none of the tag '
-                f'sources {self.tag_sources} knows it (tags_file='
-                f'{self._tags_file_path()}, ground-truth mask: {gt_path})')
+                f'sources {self.tag_sources} knows it (tags file: '
+                f'{self._tags_file_path()}, ground-truth mask: '
+                f'{self._mask_path(img_id)}, missing)')
 
         return resolve
 
@@ -304,8 +309,17 @@ class VOCLayoutDataset(BaseSegDataset):
         split's ids); subclasses add sources."""
         assert source == 'tags_file', source
         path = self._tags_file_path()
-        return {} if path is None else read_tags_file(
-            path, self.metainfo['classes'])
+        if path is None:
+            return {}
+        if not osp.isfile(path):
+            # Own data often comes without a tags file: the masks then give
+            # the tags (an image with neither fails in the resolver, which
+            # names both paths).
+            print_log(f'tags file {path} not found: tags of {self.ann_file} '
+                      'come from the ground-truth masks', logger='current',
+                      level=logging.WARNING)
+            return {}
+        return read_tags_file(path, self.metainfo['classes'])
 
     def _tags_file_path(self) -> Optional[str]:
         if self.tags_file is None:

@@ -81,6 +81,26 @@ def test_tags_file_without_masks(tmp_path):
     assert '1 of 2 images' in log.call_args.args[0]
 
 
+def test_missing_tags_file_falls_back_to_masks_with_one_line(tmp_path):
+    root = fabricate_voc_layout(tmp_path, {'a': mask_with(2), 'b': mask_with(1)})
+    with mock.patch(
+            'iaffinity_plugins.datasets.voc_layout.print_log') as log:
+        dataset = build_voc_layout(root, tags_file='tags.txt')
+    np.testing.assert_array_equal(dataset.get_data_info(0)['tags'], [0, 1, 0])
+    np.testing.assert_array_equal(dataset.get_data_info(1)['tags'], [1, 0, 0])
+    log.assert_called_once()
+    assert 'tags.txt not found' in log.call_args.args[0]
+
+
+def test_neither_tags_file_nor_mask_names_both_paths(tmp_path):
+    root = fabricate_voc_layout(tmp_path, {'a': mask_with(1), 'b': None})
+    with pytest.raises(ValueError) as error:
+        build_voc_layout(root, tags_file='tags.txt')
+    message = str(error.value)
+    assert os.path.join(root, 'tags.txt') in message
+    assert os.path.join(root, 'SegmentationClass', 'b.png') in message
+
+
 def test_tags_file_round_trip(tmp_path):
     tags = {'x': np.array([1, 0, 1], np.float32), 'y': np.zeros(3)}
     path = str(tmp_path / 't.txt')
