@@ -28,7 +28,7 @@ to any class map (the E-step operator and the one of the energy J).
   ``apply_affinity`` (gates averaged over groups) is only related to it.
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -41,46 +41,118 @@ from iaffinity_plugins.registry import MODELS
 from ..ops.spn_scan import NUM_GATE_MAPS, spn_propagate
 
 
-class GuidanceNet(nn.Module):
-    """Small U-Net style encoder-decoder on the normalised RGB image.
-
-    Level i runs at stride 2^i with ``channels[i]`` channels; the decoder
-    climbs back, with skip connections, to the level of the propagation
-    stride.
+class ConvEncoder(nn.ModuleList):
+    """The default guidance encoder, trained from random init: level i is a
+    conv-bn-relu at stride 2^i (level 0 at full size) with ``channels[i]``
+    channels.
 
     Args:
-        channels (Sequence[int]): channels per level, level 0 at full size.
-        out_level (int): level of the output (log2 of the stride).
+        channels (Sequence[int]): channels per level.
         norm_cfg (dict): norm layer of the conv-bn-relu blocks.
     """
 
-    def __init__(self, channels: Sequence[int], out_level: int,
-                 norm_cfg: dict):
-        super().__init__()
-        block = dict(kernel_size=3, padding=1, norm_cfg=norm_cfg)
-        self.encoder = nn.ModuleList(
-            ConvModule(cin, cout, stride=1 if i == 0 else 2, **block)
+    def __init__(self, channels: Sequence[int], norm_cfg: dict):
+        super().__init__(
+            ConvModule(cin, cout, 3, stride=1 if i == 0 else 2, padding=1,
+                       norm_cfg=norm_cfg)
             for i, (cin, cout) in enumerate(zip((3, *channels), channels)))
+
+    def forward(self, image: Tensor) -> Tuple[Tensor, ...]:
+        """(N, 3, H, W) -> one (N, channels[i], H / 2^i, W / 2^i) map per
+        level."""
+        levels = []
+        x = image
+        for layer in self:
+            x = layer(x)
+            levels.append(x)
+        return tuple(levels)
+
+
+def probe_levels(encoder: nn.Module,
+                 size: int = 64) -> Tuple[List[int], List[int]]:
+    """Channels and strides of an encoder's outputs, from one forward pass
+    on a (1, 3, size, size) zero image in eval mode (BN statistics are not
+    touched)."""
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        outs = encoder(torch.zeros(1, 3, size, size))
+    encoder.train(was_training)
+    return ([out.shape[1] for out in outs],
+            [size // out.shape[2] for out in outs])
+
+
+class GuidanceNet(BaseModule):
+    """U-Net style guidance net: an encoder and a decoder that climbs back,
+    with skip connections, to the level of the propagation stride.
+
+    Args:
+        encoder (nn.Module): image (N, 3, H, W) -> tuple of L maps, level i
+            of ``channels[i]`` channels, strides increasing with i: the
+            default :class:`ConvEncoder` or a (pretrained) backbone.
+        channels (Sequence[int]): channels of the L encoder levels.
+        out_level (int): level of the output.
+        norm_cfg (dict): norm layer of the decoder's conv-bn-relu blocks.
+    """
+
+    def __init__(self, encoder: nn.Module, channels: Sequence[int],
+                 out_level: int, norm_cfg: dict):
+        # A BaseModule, so that init_weights reaches a pretrained encoder.
+        super().__init__()
+        self.encoder = encoder
         # decoder[i] lifts level i + 1 to level i (input: upsampled deeper
         # features concatenated with the skip of level i)
         self.decoder = nn.ModuleList(
-            ConvModule(channels[i + 1] + channels[i], channels[i], **block)
+            ConvModule(channels[i + 1] + channels[i], channels[i], 3,
+                       padding=1, norm_cfg=norm_cfg)
             for i in range(out_level, len(channels) - 1))
         self.out_level = out_level
 
     def forward(self, image: Tensor) -> Tensor:
         """(N, 3, H, W) -> (N, channels[out_level], h_l, w_l)."""
-        skips = []
-        x = image
-        for layer in self.encoder:
-            x = layer(x)
-            skips.append(x)
+        skips = self.encoder(image)
+        x = skips[-1]
         for i in reversed(range(len(self.decoder))):
             skip = skips[self.out_level + i]
             x = F.interpolate(x, size=skip.shape[2:], mode='bilinear',
                               align_corners=False)
             x = self.decoder[i](torch.cat([x, skip], 1))
         return x
+
+
+def build_guidance(channels: Optional[Sequence[int]],
+                   encoder: Optional[dict], propagation_stride: int,
+                   norm_cfg: dict) -> Tuple[GuidanceNet, int]:
+    """The guidance net of :class:`SPNHead` and its output channels.
+
+    Without ``encoder``: a :class:`ConvEncoder` of ``channels``. With it:
+    the built backbone, whose output levels (probed once) must include
+    stride ``propagation_stride``; ``channels`` must then be None.
+    """
+    if encoder is None:
+        if channels is None:
+            raise ValueError('SPNHead: give channels (the default encoder) '
+                             'or an encoder config')
+        out_level = int(math.log2(propagation_stride))
+        if 2**out_level != propagation_stride or out_level >= len(channels):
+            raise ValueError(
+                'propagation_stride must be a power of two below '
+                f'2 ** len(channels) = {2**len(channels)}, '
+                f'got {propagation_stride}')
+        net = ConvEncoder(channels, norm_cfg)
+    else:
+        if channels is not None:
+            raise ValueError('SPNHead: with an encoder the guidance widths '
+                             "are the encoder's channels: set channels=None")
+        net = MODELS.build(encoder)
+        channels, strides = probe_levels(net)
+        if propagation_stride not in strides:
+            raise ValueError(
+                f'SPNHead: propagation_stride {propagation_stride} must be '
+                f'a stride of the encoder outputs {strides}')
+        out_level = strides.index(propagation_stride)
+    guidance = GuidanceNet(net, channels, out_level, norm_cfg)
+    return guidance, channels[out_level]
 
 
 @MODELS.register_module()
@@ -102,8 +174,17 @@ class SPNHead(BaseModule):
         num_gate_groups (int): G, gate maps per direction and neighbour;
             P (K when ``propagation_channels`` is None) must be divisible
             by G.
-        channels (Sequence[int]): guidance net channels per level.
-        propagation_stride (int): power of two, < 2 ** len(channels).
+        channels (Sequence[int], optional): channels per level of the
+            default random-init guidance encoder (:class:`ConvEncoder`);
+            None with ``encoder``.
+        encoder (dict, optional): backbone config whose outputs replace
+            that encoder, e.g. the first levels of an ImageNet network,
+            ``dict(type='EfficientNetLite', arch='lite0', out_indices=(0, 1,
+            2), init_cfg=dict(type='Pretrained',
+            checkpoint='efficientnet-lite0'))`` (strides 2, 4, 8); the
+            decoder climbs its levels back to ``propagation_stride``.
+        propagation_stride (int): power of two, < 2 ** len(channels); with
+            ``encoder`` one of its output strides.
         merge (str): direction merge of :func:`spn_propagate`: SPN's
             'max' (default) or 'mean' (the configs' choice).
         output (str): 'residual': logits = log alpha_u + up(change), the
@@ -121,7 +202,8 @@ class SPNHead(BaseModule):
                  num_classes: int,
                  propagation_channels: Optional[int] = 16,
                  num_gate_groups: int = 1,
-                 channels: Sequence[int] = (16, 32, 64),
+                 channels: Optional[Sequence[int]] = (16, 32, 64),
+                 encoder: Optional[dict] = None,
                  propagation_stride: int = 2,
                  merge: str = 'max',
                  output: str = 'residual',
@@ -132,12 +214,6 @@ class SPNHead(BaseModule):
                      std=0.01,
                      override=dict(name='conv_gates'))):
         super().__init__(init_cfg)
-        out_level = int(math.log2(propagation_stride))
-        if 2**out_level != propagation_stride or out_level >= len(channels):
-            raise ValueError(
-                'propagation_stride must be a power of two below '
-                f'2 ** len(channels) = {2**len(channels)}, '
-                f'got {propagation_stride}')
         scan_channels = (num_classes if propagation_channels is None else
                          propagation_channels)
         if scan_channels % num_gate_groups:
@@ -153,8 +229,9 @@ class SPNHead(BaseModule):
         self.merge = merge
         self.output = output
         self.eps = eps
-        self.guidance = GuidanceNet(channels, out_level, norm_cfg)
-        self.conv_gates = nn.Conv2d(channels[out_level],
+        self.guidance, guidance_channels = build_guidance(
+            channels, encoder, propagation_stride, norm_cfg)
+        self.conv_gates = nn.Conv2d(guidance_channels,
                                     NUM_GATE_MAPS * num_gate_groups, 1)
         if propagation_channels is None:
             self.conv_in = self.conv_out = None

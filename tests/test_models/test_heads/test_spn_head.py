@@ -152,3 +152,50 @@ def test_bad_arguments_raise():
         SPNHead(num_classes=3, propagation_channels=6, num_gate_groups=4)
     with pytest.raises(ValueError, match='unary_probs'):
         make_head()(torch.randn(1, 3, 8, 8), random_probs(1, 4, 8, 8))
+
+
+LITE0_ENCODER = dict(type='EfficientNetLite', arch='lite0',
+                     out_indices=(0, 1, 2))
+
+
+@pytest.mark.parametrize('stride', [2, 4, 8])
+def test_backbone_encoder_replaces_the_default_one(stride):
+    head = make_pure_head(channels=None, encoder=LITE0_ENCODER,
+                          propagation_stride=stride)
+    # the decoder climbs from level 2 (stride 8) to the propagation stride
+    assert len(head.guidance.decoder) == {2: 2, 4: 1, 8: 0}[stride]
+    assert head.conv_gates.in_channels == {2: 16, 4: 24, 8: 40}[stride]
+    image = torch.randn(2, 3, 17, 23)
+    logits, gates = head(image, random_probs(2, 3, 17, 23))
+    assert logits.shape == (2, 3, 17, 23)
+    assert gates.shape == (2, 12, -(-17 // stride), -(-23 // stride))
+
+
+def test_probing_the_encoder_leaves_its_bn_statistics():
+    head = make_pure_head(channels=None, encoder=LITE0_ENCODER)
+    encoder = head.guidance.encoder
+    fresh = MODELS.build(LITE0_ENCODER)
+    for name, value in fresh.state_dict().items():
+        if 'running' in name or 'num_batches' in name:
+            assert torch.equal(encoder.state_dict()[name], value), name
+
+
+def test_init_weights_loads_the_pretrained_encoder():
+    encoder = dict(LITE0_ENCODER, init_cfg=dict(
+        type='Pretrained', checkpoint='efficientnet-lite0'))
+    head = make_pure_head(channels=None, encoder=encoder)
+    head.init_weights()
+    expected = MODELS.build(encoder)
+    expected.init_weights()
+    for name, value in expected.state_dict().items():
+        assert torch.equal(head.guidance.encoder.state_dict()[name], value)
+    assert head.conv_gates.weight.std() < 0.05  # the head's own init too
+
+
+def test_bad_encoder_arguments_raise():
+    with pytest.raises(ValueError, match='channels=None'):
+        make_head(encoder=LITE0_ENCODER)
+    with pytest.raises(ValueError, match='stride of the encoder'):
+        make_head(channels=None, encoder=LITE0_ENCODER, propagation_stride=1)
+    with pytest.raises(ValueError, match='encoder'):
+        make_head(channels=None)
