@@ -124,3 +124,46 @@ def test_fully_supervised_reference_is_the_final_unary(data):
     assert data_cfg['dataset'].get('label_dir') is None
     assert data_cfg['dataset']['pipeline'] == final['pipeline']
     assert cfg['custom_hooks'] == [dict(type='ValReportHook')]
+
+
+
+# stage -> the model keys deeplab_lite0_*.py change (besides the
+# normalisation)
+LITE0_SWAP = dict(
+    cam=('backbone', 'in_channels'),
+    unary=('backbone', 'decode_head.in_channels'),
+    pairwise=('head.channels', 'head.encoder'),
+    confidence=('backbone', 'in_channels'))
+
+
+def _pop(node: dict, key: str):
+    """Remove a dotted key (None when absent) and return its value."""
+    *parents, last = key.split('.')
+    for parent in parents:
+        node = node[parent]
+    return node.pop(last, None)
+
+
+@pytest.mark.parametrize('data', ['voc', 'coco'])
+def test_lite0_configs_swap_only_the_networks(data):
+    lite = Config.fromfile(
+        osp.join(CONFIG_DIR, f'deeplab_lite0_{data}.py')).to_dict()
+    vgg = Config.fromfile(
+        osp.join(CONFIG_DIR, f'deeplab_vgg16_{data}.py')).to_dict()
+    assert lite['model'] == lite['train_cfg']['unary']['model']
+    for stage, keys in LITE0_SWAP.items():
+        piece = copy.deepcopy(lite['lite0_loop_networks'][stage]['model'])
+        ours, theirs = (cfg['train_cfg'][stage]['model'] for cfg in (lite,
+                                                                     vgg))
+        for key in keys + ('data_preprocessor.mean',
+                           'data_preprocessor.std'):
+            swapped = _pop(ours, key)
+            _pop(theirs, key)
+            if key.endswith(('backbone', 'encoder')):
+                # exactly the lite0 piece: no VGG16 / ResNet key leaked in
+                expected = _pop(piece, key)
+                expected.pop('_delete_', None)
+                assert swapped == expected, (stage, key)
+        assert ours == theirs, stage
+    # ... and nothing else of the loop (schedules, pipelines, mining)
+    assert lite['train_cfg'] == vgg['train_cfg']
