@@ -200,4 +200,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000,
                     max_keep_ckpts=1))
 custom_hooks = [dict(type='EMReportHook')]
+# The console shows the loop's stage lines, progress bars and step rows;
+# each network's full mmengine log goes to its stage folder.
+runner_type = 'QuietConsoleRunner'
 randomness = dict(seed=0)

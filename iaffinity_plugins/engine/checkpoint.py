@@ -22,7 +22,7 @@ def load_checkpoint_strict(model: torch.nn.Module, checkpoint: str) -> None:
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    state = _load_checkpoint(checkpoint, map_location='cpu')
+    state = _load_checkpoint(checkpoint, map_location='cpu', logger='current')
     state = state.get('state_dict', state)
     # Weights saved from a DDP-wrapped model carry a 'module.' prefix.
     state = {key.removeprefix('module.'): value

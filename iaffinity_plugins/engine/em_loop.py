@@ -17,6 +17,11 @@ Stage order (each stage is skipped when ``manifest.json`` records it done)::
 Hooks receive ``after_em_stage(stage=...)`` and ``after_em_step(step=...,
 record=...)`` / ``after_em_run(records=...)`` (custom hook stages, which
 mmengine's ``call_hook`` supports).
+
+The console gets one line per stage (what it trains or writes, and how
+much), the stage's progress bar and, after each step, its Table-5 row
+(:func:`~.console.announce`); every network's full training log goes to its
+stage folder.
 """
 import copy
 import os.path as osp
@@ -37,7 +42,9 @@ from ..labels.seeds import write_seeds
 from ..labels.superpixels import SuperpixelCache
 from ..registry import LOOPS, MODELS
 from .checkpoint import load_checkpoint_strict
+from .console import announce
 from .manifest import Manifest, config_hash
+from .report import build_report, step_summary
 from .stage_runner import set_transform_options, stage_pipeline, train_stage
 
 MINING_MODES = ('confidence', 'majority', 'none')
@@ -176,8 +183,11 @@ class IterativeAffinityLoop(BaseLoop):
 
     def run(self) -> torch.nn.Module:
         self.runner.call_hook('before_train')
-        self._run_stage('seeds/cam', self.stage_cfgs['cam'], self._train_cam)
-        self._run_stage('seeds/labels', self.seeds, self._write_seeds)
+        self._run_stage('seeds/cam', self.stage_cfgs['cam'], self._train_cam,
+                        self._training('the CAM classifier on image tags',
+                                       self.stage_cfgs['cam']))
+        self._run_stage('seeds/labels', self.seeds, self._write_seeds,
+                        self._writing('the seeds Y_0', self.labels_dir(0)))
         final = None
         for step in range(self.num_steps):
             self._run_step(step)
@@ -189,7 +199,9 @@ class IterativeAffinityLoop(BaseLoop):
                 lambda: dict(weights=train_stage(
                     final_cfg, self.runner.cfg,
                     osp.join(self.work_dir, 'final', 'unary'),
-                    'final/unary', self.unary_labels_dir(self.num_steps))))
+                    'final/unary', self.unary_labels_dir(self.num_steps))),
+                self._training('the final unary net', final_cfg,
+                               self.unary_labels_dir(self.num_steps)))
             model = self.runner.model
             load_checkpoint_strict(
                 model.module if is_model_wrapper(model) else model,
@@ -211,18 +223,24 @@ class IterativeAffinityLoop(BaseLoop):
             lambda: dict(weights=train_stage(
                 self.stage_cfgs['unary'], self.runner.cfg,
                 osp.join(prefix, 'unary'), f'step_{step}/unary',
-                unary_labels)))
+                unary_labels)),
+            self._training(f'the unary net f_{step}', self.stage_cfgs['unary'],
+                           unary_labels))
         pairwise_cfg = self._pairwise_cfg(unary['weights'])
         pairwise = self._run_stage(
             f'step_{step}/pairwise', [pairwise_cfg, labels],
             lambda: dict(weights=None if pairwise_cfg is None else
                          train_stage(pairwise_cfg, self.runner.cfg,
                                      osp.join(prefix, 'pairwise'),
-                                     f'step_{step}/pairwise', labels)))
+                                     f'step_{step}/pairwise', labels)),
+            'no pairwise net (pairwise=None)' if pairwise_cfg is None else
+            self._training(f'the pairwise net g_{step}', pairwise_cfg, labels))
         self._run_stage(
             f'step_{step}/refine', [unary, pairwise],
             lambda: self._refine(unary['weights'], pairwise_cfg,
-                                 pairwise['weights'], prefix))
+                                 pairwise['weights'], prefix),
+            self._writing('the unary and refined labels',
+                          osp.join(prefix, 'refined')))
         refined = osp.join(prefix, 'refined')
         use_confidence = self.mining['mode'] == 'confidence'
         confidence = self._run_stage(
@@ -230,20 +248,35 @@ class IterativeAffinityLoop(BaseLoop):
             [self.stage_cfgs['confidence'] if use_confidence else None,
              self.superpixels, refined],
             lambda: dict(weights=self._train_confidence(step, refined)
-                         if use_confidence else None))
+                         if use_confidence else None),
+            self._training('the region classifier',
+                           self.stage_cfgs['confidence'], refined)
+            if use_confidence else f"no region classifier (mining mode "
+            f"{self.mining['mode']!r})")
         self._run_stage(
             f'step_{step}/mine', [self.mining, confidence],
             lambda: self._mine(confidence['weights'], refined,
-                               self.labels_dir(step + 1)))
+                               self.labels_dir(step + 1)),
+            self._writing(f"mined labels Y_{step + 1} (mode "
+                          f"{self.mining['mode']!r})",
+                          self.labels_dir(step + 1)))
         record = self._run_stage(
             f'step_{step}/evaluate', [self.energy_samples],
             lambda: self._evaluate_step(step, pairwise_cfg,
-                                        pairwise['weights']))
+                                        pairwise['weights']),
+            f'label quality of the step, energies on '
+            f'{min(self.energy_samples, len(self.dataset))} images')
         self.records.append(record)
+        report = build_report(self.records)
+        announce(self.runner.logger, '[iaffinity] ' + step_summary(
+            report['steps'][-1], report['seeds']))
         self.runner.call_hook('after_em_step', step=step, record=record)
 
-    def _run_stage(self, name: str, stage_cfg, work) -> dict:
+    def _run_stage(self, name: str, stage_cfg, work, what: str) -> dict:
         """Run ``work()`` unless the manifest says ``name`` is done.
+
+        Args:
+            what (str): What the stage does, for its console line.
 
         Returns:
             dict: The stage's outputs (from the manifest when skipped).
@@ -251,10 +284,11 @@ class IterativeAffinityLoop(BaseLoop):
         stage_hash = config_hash(stage_cfg, self._previous_hash)
         self._previous_hash = stage_hash
         if self.manifest.is_done(name, stage_hash):
-            self.runner.logger.info(f'[iaffinity] {name}: done, skipped')
+            announce(self.runner.logger,
+                     f'[iaffinity] {name}: done, skipped ({what})')
             outputs = self.manifest.record(name)['outputs']
         else:
-            self.runner.logger.info(f'[iaffinity] {name}: running')
+            announce(self.runner.logger, f'[iaffinity] {name}: {what}')
             self.manifest.mark_running(name, stage_hash)
             outputs = work() or {}
             # Every rank must have finished writing before rank 0 marks the
@@ -264,6 +298,22 @@ class IterativeAffinityLoop(BaseLoop):
         self._iter += 1
         self.runner.call_hook('after_em_stage', stage=name, outputs=outputs)
         return outputs
+
+    def _training(self, network: str, stage_cfg: dict,
+                  label_dir: Optional[str] = None) -> str:
+        """The console line of a training stage."""
+        labels = '' if label_dir is None else \
+            f' on {osp.relpath(label_dir, self.work_dir)}'
+        batch = stage_cfg.get('batch_size') or stage_cfg.get(
+            'train_dataloader', {}).get('batch_size', 8)
+        iters = stage_cfg['train_cfg'].get('max_iters', '?')
+        return (f'train {network}{labels}: {iters} iterations of '
+                f'{batch} crops from {len(self.dataset)} images')
+
+    def _writing(self, labels: str, out_dir: str) -> str:
+        """The console line of a label-writing stage."""
+        return (f'write {labels} for {len(self.dataset)} images -> '
+                f'{osp.relpath(out_dir, self.work_dir)}')
 
     # ----------------------------------------------------------------- seeds
     def _train_cam(self) -> dict:

@@ -4,7 +4,9 @@ Each stage (CAM classifier, unary, pairwise, region confidence) is a full
 mmengine runner sub-config (``model``, ``train_dataloader``, ``optim_wrapper``,
 ``param_scheduler``, ``train_cfg``); the EM loop adds the runtime settings of
 the outer run, the stage's work dir and the label folder it trains on. A
-stage that was killed mid-training resumes from its last checkpoint.
+stage that was killed mid-training resumes from its last checkpoint. Its
+runner logs everything to its own folder; the console shows a progress bar
+(``engine/console.py``).
 """
 import copy
 import io
@@ -17,9 +19,10 @@ from typing import Any, Optional
 import torch
 from mmengine.config import Config
 from mmengine.dist import barrier
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner import find_latest_checkpoint
 
 from ..labels.label_io import atomic_write_bytes
+from .console import QuietConsoleRunner
 
 # Outer-run settings every stage runner inherits.
 RUNTIME_KEYS = ('default_scope', 'env_cfg', 'log_processor', 'log_level',
@@ -114,7 +117,10 @@ def resumable_checkpoint(work_dir: str) -> Optional[str]:
         return None
     iters = sorted((int(name[5:-4]) for name in os.listdir(work_dir)
                     if re.fullmatch(r'iter_\d+\.pth', name)), reverse=True)
-    candidates = [find_latest_checkpoint(work_dir)] + [
+    # find_latest_checkpoint prints a line when there is none to find.
+    named = find_latest_checkpoint(work_dir) if osp.isfile(
+        osp.join(work_dir, 'last_checkpoint')) else None
+    candidates = [named] + [
         osp.join(work_dir, f'iter_{i}.pth') for i in iters]
     return next((path for path in candidates if path is not None
                  and osp.isfile(path) and is_complete_checkpoint(path)), None)
@@ -151,6 +157,8 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
         innermost_dataset(cfg['train_dataloader']['dataset'])[
             'label_dir'] = label_dir
     cfg.setdefault('model_wrapper_cfg', model_wrapper_cfg())
+    cfg['custom_hooks'] = [*cfg.get('custom_hooks', []),
+                           dict(type='TrainProgressHook', desc=name)]
     checkpoint_hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
     if 0 < checkpoint_hook.get('max_keep_ckpts', -1) < 2:
         # One kept checkpoint is removed before the next is written: a kill
@@ -175,7 +183,7 @@ def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
     os.makedirs(work_dir, exist_ok=True)
     cfg = build_stage_runner_cfg(stage_cfg, runtime_cfg, work_dir, name,
                                  label_dir)
-    runner = Runner.from_cfg(cfg)
+    runner = QuietConsoleRunner.from_cfg(cfg)
     runner.train()
     model = runner.model.module if hasattr(runner.model,
                                            'module') else runner.model

@@ -23,10 +23,10 @@ import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
                                                check_label_values, read_label)
+from iaffinity_plugins.progress import progress as progress_bar
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray,
@@ -182,7 +182,8 @@ def evaluate_label_dir(label_dir: str, dataset,
                       'in the data set; they are ignored')
     confusion = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
     skipped = 0
-    for info in tqdm(infos, desc='evaluating labels', disable=not progress):
+    for info in progress_bar(infos, desc='evaluating labels', unit='img',
+                             disable=not progress):
         if info.get('gt_seg_map_path') is None:
             skipped += 1
             continue

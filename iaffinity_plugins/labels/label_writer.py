@@ -9,7 +9,8 @@ import os.path as osp
 from typing import Iterator, List, Tuple
 
 from mmengine.dist import get_dist_info
-from tqdm import tqdm
+
+from ..progress import progress
 
 
 def pending_images(dataset, out_dir: str,
@@ -37,7 +38,7 @@ def pending_images(dataset, out_dir: str,
 
 
 def load_images(dataset, pending: List[Tuple[int, str]],
-                progress: bool = True,
+                show_progress: bool = True,
                 desc: str = 'labels') -> Iterator[Tuple[dict, str]]:
     """Yield ``(item, img_id)`` for ``pending``, with a progress bar on rank 0.
 
@@ -45,8 +46,8 @@ def load_images(dataset, pending: List[Tuple[int, str]],
         RuntimeError: the pipeline dropped an image (naming it).
     """
     rank, _ = get_dist_info()
-    for index, img_id in tqdm(pending, desc=desc, unit='img',
-                              disable=not progress or rank != 0):
+    for index, img_id in progress(pending, desc=desc, unit='img',
+                                  disable=not show_progress or rank != 0):
         # prepare_data, not __getitem__: in train mode mmengine replaces a
         # failing item by a random other one, which would mislabel files.
         item = dataset.prepare_data(index)
@@ -56,8 +57,8 @@ def load_images(dataset, pending: List[Tuple[int, str]],
         yield item, img_id
 
 
-def images_to_write(dataset, out_dir: str, progress: bool = True,
+def images_to_write(dataset, out_dir: str, show_progress: bool = True,
                     desc: str = 'labels') -> Iterator[Tuple[dict, str]]:
     """``load_images`` over this rank's images not yet in ``out_dir``."""
     pending, _ = pending_images(dataset, out_dir)
-    return load_images(dataset, pending, progress, desc)
+    return load_images(dataset, pending, show_progress, desc)

@@ -100,6 +100,20 @@ def test_em_run_writes_labels_manifest_and_report(tmp_path):
         assert step['refined_miou'] >= step['unary_miou'] - 1.0, step
     assert (work_dir / 'report.md').exists()
     assert (work_dir / 'report.csv').exists()
+    # The console: one line per stage, progress bars, a row per step; the
+    # stage runners' configs, hook tables and iteration logs go to files.
+    for name in _stage_names(num_steps=2):
+        assert f'[iaffinity] {name}: ' in output, name
+    assert output.count('[iaffinity] step 1: mIoU seeds') == 1
+    assert 'step_0/unary: 100%' in output
+    assert 'Config:' not in output and 'Hooks will be executed' not in output
+    assert len(output.splitlines()) < 400
+    unary_logs = list((work_dir / 'step_0' / 'unary').glob('*/*.log'))
+    assert unary_logs and 'Hooks will be executed' in unary_logs[0].read_text()
+    for name in ('report_miou.png', 'report_errors.png', 'report_grid.png'):
+        assert (work_dir / name).exists(), name
+    scalars = list(work_dir.glob('*/vis_data/scalars.json'))
+    assert scalars and '"step/refined_miou"' in scalars[0].read_text()
     assert (work_dir / 'report_miou.png').exists()
     assert (work_dir / 'report_grid.png').exists()
 

@@ -19,3 +19,5 @@ train_cfg = dict(
     _delete_=True,
     val_interval=_base_.train_cfg.unary.train_cfg.max_iters)
 custom_hooks = [dict(type='ValReportHook')]
+# A plain mmseg training: mmengine's usual console output.
+runner_type = 'Runner'
