@@ -190,6 +190,26 @@ def write_report(report: dict, out_dir: str) -> None:
                        report_markdown(report).encode())
 
 
+def step_summary(step: dict, seeds: dict) -> str:
+    """One step's Table-5 row as a line of text (for the console).
+
+    Args:
+        step (dict): A ``report['steps']`` entry.
+        seeds (dict): ``report['seeds']``.
+    """
+    def value(number) -> str:
+        return format_value(number, 1)
+
+    return (f"step {step['step']}: mIoU seeds {value(seeds['miou'])} | "
+            f"unary {value(step['unary_miou'])} | refined "
+            f"{value(step['refined_miou'])} | mined "
+            f"{value(step['mined_miou'])} (precision "
+            f"{value(step['mined_precision'])}, labelled "
+            f"{value(step['mined_labelled_fraction'])} %) | energy refined "
+            f"{format_value(step['energy_refined'], 3)}, mined "
+            f"{format_value(step['energy_mined'], 3)}")
+
+
 def save_figure(figure, path: str) -> None:
     """Write a matplotlib figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt
@@ -200,26 +220,89 @@ def save_figure(figure, path: str) -> None:
 
 
 def plot_miou(report: dict, path: str) -> None:
-    """mIoU per step of the unary, refined and mined labels (PNG)."""
+    """:func:`miou_figure` as a PNG file."""
+    save_figure(miou_figure(report), path)
+
+
+def miou_figure(report: dict):
+    """mIoU per step of the unary, refined and mined labels.
+
+    Step 0 is the seeds: every curve starts from them (the mined precision
+    from the seeds' precision), and the x axis counts whole steps.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     figure, axis = plt.subplots(figsize=(6, 4))
-    steps = [step['step'] for step in report['steps']]
-    for key, label in (('unary_miou', 'unary'), ('refined_miou', 'refined'),
-                       ('mined_miou', 'mined'),
-                       ('mined_precision', 'mined precision')):
-        values = [step[key] for step in report['steps']]
-        if steps and all(value is not None for value in values):
+    seeds = report['seeds']
+    steps = [0] + [step['step'] for step in report['steps']]
+    for key, label, start in (
+            ('unary_miou', 'unary', seeds['miou']),
+            ('refined_miou', 'refined', seeds['miou']),
+            ('mined_miou', 'mined', seeds['miou']),
+            ('mined_precision', 'mined precision', seeds['precision'])):
+        values = [start] + [step[key] for step in report['steps']]
+        if report['steps'] and all(value is not None for value in values):
             axis.plot(steps, values, marker='o', label=label)
-    if report['seeds']['miou'] is not None:
-        axis.axhline(report['seeds']['miou'], color='grey', linestyle='--',
-                     label='seeds')
-    axis.set_xlabel('EM step')
-    axis.set_ylabel('mIoU on training images (%)')
+    if seeds['miou'] is not None:
+        axis.plot([0], [seeds['miou']], marker='*', markersize=12,
+                  color='black', linestyle='none', label='seeds')
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlim(-0.3, max(steps) + 0.3)
+    axis.set_xlabel('EM step (0: seeds)')
+    axis.set_ylabel('on training images (%)')
     axis.legend()
     axis.grid(alpha=0.3)
-    save_figure(figure, path)
+    return figure
+
+
+# The stacked parts of each bar of plot_errors: (column, legend label).
+OBJECT_FATES = (('fg_right', 'right class'), ('fg_as_bg', 'lost to background'),
+                ('fg_wrong_class', 'wrong class'), ('fg_unknown', 'unknown'))
+BACKGROUND_FATES = (('bg_as_fg', 'spread into objects'),
+                    ('bg_unknown', 'unknown'))
+
+
+def plot_errors(report: dict, path: str) -> None:
+    """:func:`errors_figure` as a PNG file (none without an error
+    breakdown)."""
+    if report.get('errors'):
+        save_figure(errors_figure(report), path)
+
+
+def errors_figure(report: dict):
+    """Where each label map's pixels go, as stacked bars.
+
+    One bar per label map of ``report['errors']`` (seeds, then unary,
+    refined, mined per step) in each of two panels: the ground-truth object
+    pixels (right class, lost to the background, another class, unknown:
+    100 % in all) and the background pixels (spread into objects, unknown;
+    the rest is right).
+    """
+    rows = report['errors']
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    names = [row['labels'] for row in rows]
+    positions = np.arange(len(rows))
+    figure, axes = plt.subplots(1, 2, figsize=(2 + 0.9 * len(rows), 4),
+                                sharey=True)
+    for axis, fates, title in ((axes[0], OBJECT_FATES, 'object pixels'),
+                               (axes[1], BACKGROUND_FATES,
+                                'background pixels')):
+        bottom = np.zeros(len(rows))
+        for key, label in fates:
+            heights = np.array([row[key] or 0.0 for row in rows])
+            axis.bar(positions, heights, bottom=bottom, label=label)
+            bottom += heights
+        axis.set_xticks(positions, names, rotation=60, ha='right',
+                        fontsize=7)
+        axis.set_title(title)
+        axis.legend(fontsize=7)
+    axes[0].set_ylabel('% of the ground-truth pixels')
+    return figure
 
 
 def plot_label_grid(image_paths: List[str], columns: List[tuple],

@@ -6,9 +6,11 @@ from types import SimpleNamespace
 import pytest
 
 from iaffinity_plugins.engine.report import (STEP_COLUMNS, build_report,
+                                             errors_figure, miou_figure,
                                              plot_miou, read_report,
-                                             report_markdown, write_report)
-from iaffinity_plugins.engine.report_hook import ValReportHook
+                                             report_markdown, step_summary,
+                                             write_report)
+from iaffinity_plugins.engine.report_hook import EMReportHook, ValReportHook
 
 
 def _quality(miou):
@@ -99,3 +101,122 @@ def test_read_report_and_val_report_hook(tmp_path):
     with pytest.raises(KeyError, match='mIoU'):
         ValReportHook().after_val_epoch(
             SimpleNamespace(work_dir=str(run)), {'aAcc': 90.0})
+
+
+def _with_errors(quality, fg_as_bg):
+    errors = dict(bg_as_fg=4.0, bg_unknown=6.0, fg_as_bg=fg_as_bg,
+                  fg_wrong_class=20.0, fg_unknown=30.0,
+                  fg_right=50.0 - fg_as_bg)
+    return dict(quality, errors=errors)
+
+
+ERROR_RECORDS = [dict(RECORDS[0], quality=dict(
+    seeds=_with_errors(_quality(30.0), 10.0),
+    unary=_with_errors(_quality(35.0), 12.0),
+    refined=_with_errors(_quality(40.0), 8.0),
+    mined=_with_errors(_quality(38.0), 5.0)))]
+
+
+def test_miou_plot_starts_at_the_seeds_with_whole_steps():
+    import matplotlib.pyplot as plt
+    figure = miou_figure(build_report(RECORDS[:1] + [dict(
+        RECORDS[1], quality=dict(RECORDS[1]['quality'],
+                                 mined=_quality(41.0)))]))
+    axis = figure.axes[0]
+    lines = {line.get_label(): line for line in axis.get_lines()}
+    assert list(lines['unary'].get_xdata()) == [0, 1, 2]
+    assert list(lines['unary'].get_ydata()) == [30.0, 35.0, 42.0]
+    assert list(lines['mined precision'].get_ydata()) == [40.0, 48.0, 51.0]
+    assert list(lines['seeds'].get_xdata()) == [0]
+    figure.canvas.draw()
+    ticks = [tick for tick in axis.get_xticks()
+             if axis.get_xlim()[0] <= tick <= axis.get_xlim()[1]]
+    assert ticks == [0, 1, 2]
+    plt.close(figure)
+
+
+def test_error_plot_stacks_each_label_maps_pixels():
+    import matplotlib.pyplot as plt
+    import numpy as np
+    figure = errors_figure(build_report(ERROR_RECORDS))
+    objects, background = figure.axes
+    labels = [tick.get_text() for tick in objects.get_xticklabels()]
+    assert labels == ['seeds', 'step 1 unary', 'step 1 refined',
+                      'step 1 mined']
+    # Object pixels: right + lost + wrong class + unknown = 100 % per bar.
+    tops = np.zeros(4)
+    for bar in objects.patches:
+        tops[round(bar.get_x() + bar.get_width() / 2)] = max(
+            tops[round(bar.get_x() + bar.get_width() / 2)],
+            bar.get_y() + bar.get_height())
+    np.testing.assert_allclose(tops, 100.0)
+    heights = [bar.get_height() for bar in background.patches]
+    assert heights == [4.0] * 4 + [6.0] * 4
+    plt.close(figure)
+
+
+def test_step_summary_is_the_table_5_row():
+    report = build_report(RECORDS)
+    line = step_summary(report['steps'][0], report['seeds'])
+    assert line == ('step 1: mIoU seeds 30.0 | unary 35.0 | refined 40.0 | '
+                    'mined 38.0 (precision 48.0, labelled 50.0 %) | energy '
+                    'refined 0.200, mined 0.100')
+    assert 'mined - (precision -' in step_summary(report['steps'][1],
+                                                  report['seeds'])
+
+
+def test_em_report_hook_sends_steps_to_the_visualizer(tmp_path):
+    """The scalars and figures reach every vis backend: with
+    LocalVisBackend, vis_data/scalars.json holds the step values."""
+    from mmengine.visualization import Visualizer
+    visualizer = Visualizer(
+        name='report_hook_test', save_dir=str(tmp_path / 'log'),
+        vis_backends=[dict(type='LocalVisBackend')])
+    loop = SimpleNamespace(records=ERROR_RECORDS,
+                           seeds_quality=ERROR_RECORDS[0]['quality']['seeds'])
+    runner = SimpleNamespace(work_dir=str(tmp_path), train_loop=loop,
+                             visualizer=visualizer, rank=0)
+    hook = EMReportHook(num_grid_images=0)
+    hook._write_grid = lambda runner, num_steps: None
+    hook.after_em_step(runner, step=0, record=ERROR_RECORDS[0])
+    hook.after_em_run(runner, ERROR_RECORDS, final={'mIoU': 33.0})
+    vis_data = tmp_path / 'log' / 'vis_data'
+    rows = [json.loads(line)
+            for line in (vis_data / 'scalars.json').read_text().splitlines()]
+    by_step = {}
+    for row in rows:
+        by_step.setdefault(row.pop('step'), {}).update(row)
+    assert by_step[0]['seeds/miou'] == 30.0
+    assert by_step[1]['step/refined_miou'] == 40.0
+    assert by_step[1]['step/energy_mined'] == 0.1
+    assert by_step[1]['errors/step_1_mined/fg_as_bg'] == 5.0
+    assert by_step[1]['final/val_miou'] == 33.0
+    assert sorted(path.name for path in (vis_data / 'vis_image').iterdir()
+                  ) == ['report_errors_1.png', 'report_miou_1.png']
+    for name in ('report_miou.png', 'report_errors.png'):
+        assert (tmp_path / name).read_bytes()[:4] == b'\x89PNG'
+
+
+def test_tensorboard_backend_gets_the_scalars(tmp_path):
+    """A config's TensorboardVisBackend shows the run in TensorBoard."""
+    pytest.importorskip('tensorboard')
+    from mmengine.visualization import Visualizer
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    visualizer = Visualizer(
+        name='report_hook_tensorboard', save_dir=str(tmp_path / 'log'),
+        vis_backends=[dict(type='TensorboardVisBackend')])
+    loop = SimpleNamespace(records=ERROR_RECORDS,
+                           seeds_quality=ERROR_RECORDS[0]['quality']['seeds'])
+    runner = SimpleNamespace(work_dir=str(tmp_path), train_loop=loop,
+                             visualizer=visualizer, rank=0)
+    hook = EMReportHook(num_grid_images=0)
+    hook._write_grid = lambda runner, num_steps: None
+    hook.after_em_step(runner, step=0, record=ERROR_RECORDS[0])
+    visualizer.close()
+    events = EventAccumulator(str(tmp_path / 'log' / 'vis_data'))
+    events.Reload()
+    values = {event.step: event.value
+              for event in events.Scalars('step/unary_miou')}
+    assert values == {1: 35.0}
+    assert 'report_miou' in events.Tags()['images']
