@@ -60,8 +60,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_trained_spn_head_beats_its_coarse_unary_input(one_thread):
-    images, truth, unary, labels = _data(160, seed=0)
+def _refine_gain(seed: int) -> tuple:
+    """Train a head on data seed ``seed``; held-out (unary, refined) mIoU."""
+    torch.manual_seed(seed)  # head init and batches: independent of order
+    images, truth, unary, labels = _data(160, seed=seed)
     train, held_out = slice(0, 128), slice(128, 160)
     head = SPNHead(num_classes=NUM_CLASSES, propagation_channels=None,
                    output='normalized', merge='mean', channels=(8, 16, 32))
@@ -77,7 +79,18 @@ def test_trained_spn_head_beats_its_coarse_unary_input(one_thread):
     head.eval()
     with torch.no_grad():
         refined = head(images[held_out], unary[held_out])[0].argmax(1)
-    unary_miou = _miou(unary[held_out].argmax(1), truth[held_out])
-    refined_miou = _miou(refined, truth[held_out])
-    # Measured: 62.1 -> 78.9 (seeds 1-3 of the data: +17.8, +23.5, +15.5).
-    assert refined_miou > unary_miou + 10, (unary_miou, refined_miou)
+    return (_miou(unary[held_out].argmax(1), truth[held_out]),
+            _miou(refined, truth[held_out]))
+
+
+def test_trained_spn_head_beats_its_coarse_unary_input(one_thread):
+    """Training is chaotic: CPUs with other kernels (or thread counts) end
+    elsewhere, so the bound is on the mean over three data seeds, set well
+    inside the measured spread (docs/benchmarks.md, "Training-outcome
+    tests"): single-run gains 8.4 to 22.7 over seeds 0-5 x {1 thread AVX512,
+    1 thread AVX2, 1 thread no vector kernels, 2 threads}; the mean over
+    seeds 1-3 was 19.3 to 20.8 in each of those settings."""
+    results = [_refine_gain(seed) for seed in (1, 2, 3)]
+    gains = [refined - unary for unary, refined in results]
+    assert min(gains) > 0, results
+    assert np.mean(gains) > 8, results

@@ -133,6 +133,10 @@ def two_regions(n):
 
 
 def test_affinity_loss_decreases_and_unary_stays_frozen():
+    # Seeded (init, noise) so the outcome does not depend on the tests run
+    # before; passed for init seeds 0-9 on 1 and 2 threads and without
+    # vector kernels (docs/benchmarks.md, "Training-outcome tests").
+    torch.manual_seed(0)
     refiner = tiny_refiner()
     refiner.train()
     assert not refiner.unary.training

@@ -121,6 +121,12 @@ def test_train_step_through_data_preprocessor():
 
 
 def test_learns_toy_tags_and_seeds_beat_chance():
+    """Bounds well inside the spread measured over init seeds 0-11 on one
+    and two threads (docs/benchmarks.md, "Training-outcome tests"): loss
+    ratio 0.05-0.17 (bound 0.5), tag accuracy 0.84-0.97 of 32 decisions
+    (bound 0.75; always "absent" scores about 0.5), seed mIoU 0.17-0.28
+    above chance (bound 0.1)."""
+    torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
     model = _classifier()
     optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -136,7 +142,7 @@ def test_learns_toy_tags_and_seeds_beat_chance():
 
     model.eval()
     x, truth, tags = _toy_batch(16, generator)
-    assert ((model(x) > 0).float() == tags).float().mean() > 0.9
+    assert ((model(x) > 0).float() == tags).float().mean() > 0.75
     seeds, all_background, uniform = [], [], []
     rng = np.random.default_rng(0)
     for image, image_tags, image_truth in zip(x, tags, truth):

@@ -63,6 +63,10 @@ def toy_batch(num: int = 4, size: int = 32):
 
 
 def test_loss_decreases_on_toy_problem():
+    # Seeded (init, noise) so the outcome does not depend on the tests run
+    # before; passed for init seeds 0-9 on 1 and 2 threads and without
+    # vector kernels (docs/benchmarks.md, "Training-outcome tests").
+    torch.manual_seed(0)
     model = tiny_classifier()
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
     losses = [model.train_step(toy_batch(), optim)['loss_region'].item()
