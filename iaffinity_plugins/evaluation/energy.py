@@ -5,12 +5,30 @@ propagation), J = alpha^T L alpha is low when pixels that the affinity links
 carry the same label. The paper uses it to check that mining confident
 regions lowers the energy (Table 7).
 
+The learned G does not preserve constants (the scan's zero boundary, the
+(1 - sum g) injection, unknown pixels that carry no label), so J of the raw
+G is positive for a constant map and not comparable between steps. J is
+therefore taken with G restricted to the labelled pixels and normalised to
+keep constants::
+
+    G' a = (G a) / (G m)          per class channel, m = 1 on labelled pixels
+
+    J = sum_{i labelled} <a_i, a_i - (G' a)_i> / (number of labelled pixels)
+
+For a one-hot ``a`` this is 0 for a constant map, lies in [0, 1] whenever
+G's entries are non-negative (each row of G' then sums to 1, and
+(G' a)_i <= 1), and is the fraction of a labelled pixel's affinity mass that
+reaches labelled pixels of other classes. Negative gates can make it
+negative.
+
 Shape shorthand: N batch, K classes (background included), H x W image.
 """
 import torch
 from torch import Tensor
 
 IGNORE_INDEX = 255
+# |G m| below this counts as "reaches no labelled pixel".
+REACH_EPS = 1e-6
 
 
 def one_hot_labels(labels: Tensor, num_classes: int) -> Tensor:
@@ -42,13 +60,14 @@ def one_hot_labels(labels: Tensor, num_classes: int) -> Tensor:
 @torch.no_grad()
 def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
                        num_classes: int) -> Tensor:
-    """Per-image energy J = <a, a - G a> / (number of labelled pixels).
+    """Per-image energy J = <a, a - G' a> / (number of labelled pixels).
 
-    ``a`` is the one-hot label map (unknown pixels = zero vector) and ``G a``
-    comes from ``refiner.apply_affinity(inputs, a)``, so G is never formed as
-    an (HW x HW) matrix. Dividing by the labelled pixel count makes images
-    of different sizes and label coverage comparable (a fully labelled image
-    under G = 0 has J = 1); an image without labelled pixels gets J = 0.
+    ``a`` is the one-hot label map (unknown pixels = zero vector); G' is G
+    restricted to the labelled pixels and normalised to keep constants (see
+    the module docstring). ``G a`` and ``G m`` come from
+    ``refiner.apply_affinity``, so G is never formed as an (HW x HW) matrix.
+    Dividing by the labelled pixel count makes images of different sizes and
+    label coverage comparable; an image without labelled pixels gets J = 0.
 
     Args:
         refiner: a model with ``apply_affinity(inputs, a) -> (N, K, H, W)``,
@@ -65,7 +84,14 @@ def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
     if a.shape[-2:] != inputs.shape[-2:]:
         raise ValueError(f'labels {tuple(labels.shape)} and inputs '
                          f'{tuple(inputs.shape)} differ in size')
+    known = a.sum(1, keepdim=True).expand_as(a).contiguous()
     propagated = refiner.apply_affinity(inputs, a)
-    energy = (a * (a - propagated)).sum((1, 2, 3))
-    labelled = a.sum((1, 2, 3))
+    # Where a labelled pixel reaches no labelled mass at all (G m ~ 0), G'
+    # is undefined; such a pixel keeps its own label (no energy).
+    reach = refiner.apply_affinity(inputs, known)
+    defined = reach.abs() > REACH_EPS
+    normalised = torch.where(defined, propagated / torch.where(
+        defined, reach, torch.ones_like(reach)), a)
+    energy = (a * (a - normalised)).sum((1, 2, 3))
+    labelled = known[:, 0].sum((1, 2))
     return energy / labelled.clamp_min(1)

@@ -22,22 +22,33 @@ class FixedGates(torch.nn.Module):
         return self.head.apply_affinity(a, self.head.gates(inputs))
 
 
-class Linear:
-    """apply_affinity = scale * a: J = 1 - scale per labelled pixel."""
+class RightNeighbourMix:
+    """(G a)_i = (1 - w) a_i + w a_(i + 1 to the right), 0 past the border:
+    non-negative, rows summing to 1 except at the right border."""
 
-    def __init__(self, scale):
-        self.scale = scale
+    def __init__(self, weight):
+        self.weight = weight
 
     def apply_affinity(self, inputs, a):
-        return self.scale * a
+        right = torch.nn.functional.pad(a[..., 1:], (0, 1))
+        return (1 - self.weight) * a + self.weight * right
 
 
-def test_hand_computed_with_scaled_identity():
-    labels = torch.tensor([[[0, 1], [255, 2]], [[255, 255], [255, 255]]])
-    inputs = torch.zeros(2, 3, 2, 2)
-    torch.testing.assert_close(
-        propagation_energy(Linear(0.25), inputs, labels, 3),
-        torch.tensor([0.75, 0.0]))  # 3 x (1 - 0.25) / 3; no labels -> 0
+def test_hand_computed_energy_is_normalised_to_labelled_pixels():
+    inputs = torch.zeros(1, 3, 1, 2)
+    mix = RightNeighbourMix(0.4)
+
+    def energy(labels):
+        return float(propagation_energy(mix, inputs,
+                                        torch.tensor([[labels]]), 3))
+
+    # Pixel 0 (class 0) sends 0.4 of its mass to a class-1 pixel; pixel 1
+    # has only itself (the border), whose row G' renormalises to 1.
+    assert energy([0, 1]) == pytest.approx(0.4 / 2)
+    assert energy([1, 1]) == pytest.approx(0.0)  # a constant map
+    # An unknown neighbour neither adds energy nor dilutes the row.
+    assert energy([0, 255]) == pytest.approx(0.0)
+    assert energy([255, 255]) == 0.0  # no labelled pixel
 
 
 PURE = dict(propagation_channels=None, output='normalized')
@@ -74,3 +85,17 @@ def test_one_hot_and_bad_labels():
         one_hot_labels(torch.tensor([[[3]]]), 3)
     with pytest.raises(ValueError, match='integer'):
         one_hot_labels(torch.zeros(1, 2, 2), 3)
+
+
+def test_constant_map_zero_and_non_negative_gates_non_negative():
+    inputs = torch.randn(2, 3, 12, 10)
+    refiner = FixedGates(0.3, **PURE)  # positive gates, sum 0.9
+    constant = torch.ones(2, 12, 10, dtype=torch.long)
+    torch.testing.assert_close(
+        propagation_energy(refiner, inputs, constant, 3), torch.zeros(2),
+        atol=1e-5, rtol=0)
+    noisy = torch.randint(0, 3, (2, 12, 10),
+                          generator=torch.Generator().manual_seed(0))
+    noisy[:, :4] = 255
+    energy = propagation_energy(refiner, inputs, noisy, 3)
+    assert (energy > 0).all() and (energy <= 1).all()
