@@ -198,7 +198,7 @@ def step_summary(step: dict, seeds: dict) -> str:
         seeds (dict): ``report['seeds']``.
     """
     def value(number) -> str:
-        return format_value(number, 1)
+        return format_value(_finite(number), 1)
 
     return (f"step {step['step']}: mIoU seeds {value(seeds['miou'])} | "
             f"unary {value(step['unary_miou'])} | refined "

@@ -71,7 +71,8 @@ class FrozenUnaryRefiner(BaseSegmentor):
                 raise FileNotFoundError(
                     f'{name}: unary_checkpoint {unary_checkpoint!r} '
                     'does not exist')
-            load_checkpoint(self.unary, unary_checkpoint, map_location='cpu')
+            load_checkpoint(self.unary, unary_checkpoint, map_location='cpu',
+                            logger='current')
         self.unary.requires_grad_(False)
         self.unary.eval()
         self.restrict_to_tags = restrict_to_tags
