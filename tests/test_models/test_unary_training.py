@@ -57,8 +57,8 @@ def test_unary_net_fills_unknown_regions(tmp_path):
     unary['model']['decode_head']['num_classes'] = 3
     unary['model']['data_preprocessor']['size'] = (48, 48)
     unary.update(batch_size=4, num_workers=0,
-                 train_cfg=dict(type='IterBasedTrainLoop', max_iters=200))
-    unary['param_scheduler'][0]['end'] = 200
+                 train_cfg=dict(type='IterBasedTrainLoop', max_iters=400))
+    unary['param_scheduler'][0]['end'] = 400
     for transform in unary['pipeline']:
         if transform['type'] == 'RandomCrop':
             transform['crop_size'] = (48, 48)
@@ -86,6 +86,9 @@ def test_unary_net_fills_unknown_regions(tmp_path):
     predicted = label_quality(confusion)
     # The labels leave about a third of the pixels unknown; a net that only
     # copied them could not exceed their mIoU, one that generalises does.
+    # Measured (docs/benchmarks.md, "Training-outcome tests"): 200
+    # iterations gave -0.5 to +10.9 over 11 runs (seeds x threads x
+    # kernels), 400 give +16.1 to +22.5 on the weakest of those seeds.
     assert input_quality['labelled_fraction'] < 80
-    assert predicted['miou'] >= input_quality['miou'], (predicted,
-                                                        input_quality)
+    assert predicted['miou'] >= input_quality['miou'] + 5, (predicted,
+                                                            input_quality)
