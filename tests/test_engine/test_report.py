@@ -165,13 +165,13 @@ def test_step_summary_is_the_table_5_row():
                                                   report['seeds'])
 
 
-def test_em_report_hook_sends_steps_to_the_visualizer(tmp_path):
-    """The scalars and figures reach every vis backend: with
-    LocalVisBackend, vis_data/scalars.json holds the step values."""
+def _report_hook_run(tmp_path, backend: str):
+    """An EMReportHook after step 1 of ERROR_RECORDS, on a runner stand-in
+    whose visualiser has the one vis backend ``backend``."""
     from mmengine.visualization import Visualizer
     visualizer = Visualizer(
-        name='report_hook_test', save_dir=str(tmp_path / 'log'),
-        vis_backends=[dict(type='LocalVisBackend')])
+        name=f'report_hook_{backend}', save_dir=str(tmp_path / 'log'),
+        vis_backends=[dict(type=backend)])
     loop = SimpleNamespace(records=ERROR_RECORDS,
                            seeds_quality=ERROR_RECORDS[0]['quality']['seeds'])
     runner = SimpleNamespace(work_dir=str(tmp_path), train_loop=loop,
@@ -179,6 +179,13 @@ def test_em_report_hook_sends_steps_to_the_visualizer(tmp_path):
     hook = EMReportHook(num_grid_images=0)
     hook._write_grid = lambda runner, num_steps: None
     hook.after_em_step(runner, step=0, record=ERROR_RECORDS[0])
+    return runner, hook
+
+
+def test_em_report_hook_sends_steps_to_the_visualizer(tmp_path):
+    """The scalars and figures reach every vis backend: with
+    LocalVisBackend, vis_data/scalars.json holds the step values."""
+    runner, hook = _report_hook_run(tmp_path, 'LocalVisBackend')
     hook.after_em_run(runner, ERROR_RECORDS, final={'mIoU': 33.0})
     vis_data = tmp_path / 'log' / 'vis_data'
     rows = [json.loads(line)
@@ -200,20 +207,10 @@ def test_em_report_hook_sends_steps_to_the_visualizer(tmp_path):
 def test_tensorboard_backend_gets_the_scalars(tmp_path):
     """A config's TensorboardVisBackend shows the run in TensorBoard."""
     pytest.importorskip('tensorboard')
-    from mmengine.visualization import Visualizer
     from tensorboard.backend.event_processing.event_accumulator import \
         EventAccumulator
-    visualizer = Visualizer(
-        name='report_hook_tensorboard', save_dir=str(tmp_path / 'log'),
-        vis_backends=[dict(type='TensorboardVisBackend')])
-    loop = SimpleNamespace(records=ERROR_RECORDS,
-                           seeds_quality=ERROR_RECORDS[0]['quality']['seeds'])
-    runner = SimpleNamespace(work_dir=str(tmp_path), train_loop=loop,
-                             visualizer=visualizer, rank=0)
-    hook = EMReportHook(num_grid_images=0)
-    hook._write_grid = lambda runner, num_steps: None
-    hook.after_em_step(runner, step=0, record=ERROR_RECORDS[0])
-    visualizer.close()
+    runner, _ = _report_hook_run(tmp_path, 'TensorboardVisBackend')
+    runner.visualizer.close()
     events = EventAccumulator(str(tmp_path / 'log' / 'vis_data'))
     events.Reload()
     values = {event.step: event.value
