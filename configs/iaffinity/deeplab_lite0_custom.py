@@ -63,51 +63,29 @@ infer_pipeline = [dict(type='LoadImageWithCheck'),
 test_pipeline = load_labels + [dict(type='PackWSSSInputs')]
 
 # --- the four networks, all on ImageNet lite0 ---------------------------------
+# The demo's networks with the lite0 backbones (320 channels at level 4)
+# and their normalisation; heads and losses as in the demo.
 cam_model = dict(
-    type='CAMClassifier',
+    _base_.cam_model,
     data_preprocessor=data_preprocessor,
     backbone=_base_.lite0_cam_backbone,
-    in_channels=320,
-    num_classes=None)
+    in_channels=320)
 unary_model = dict(
-    type='EncoderDecoder',
+    _base_.unary_model,
     data_preprocessor=data_preprocessor,
     backbone=_base_.lite0_unary_backbone,
-    decode_head=dict(
-        type='DeepLabV2Head',
-        in_channels=320,
-        in_index=-1,
-        channels=128,
-        dilations=(1, 2, 4),
-        dropout_ratio=0.1,
-        num_classes=None,
-        align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
-        ignore_index=255),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    decode_head=dict(_base_.unary_model.decode_head, in_channels=320,
+                     dilations=(1, 2, 4)))
 pairwise_model = dict(
-    type='SPNRefiner',
+    _base_.pairwise_model,
     data_preprocessor=data_preprocessor,
-    unary=None,  # the trained unary net of the step, filled in by the loop
-    head=dict(
-        type='SPNHead',
-        num_classes=None,
-        propagation_channels=None,
-        output='normalized',
-        channels=None,
-        encoder=_base_.lite0_guidance_encoder,
-        propagation_stride=2,
-        merge='mean'),
-    loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))
+    head=dict(_base_.pairwise_model.head, channels=None,
+              encoder=_base_.lite0_guidance_encoder))
 confidence_model = dict(
-    type='RegionClassifier',
+    _base_.confidence_model,
     data_preprocessor=data_preprocessor,
     backbone=_base_.lite0_region_backbone,
-    in_channels=320,
-    hidden_channels=128,
-    num_classes=None)
+    in_channels=320)
 # The demo's networks are replaced whole (_delete_), not merged key by key.
 model = dict(unary_model, _delete_=True)
 
