@@ -19,6 +19,7 @@ import numpy as np
 
 from iaffinity_plugins.labels.label_io import voc_palette
 from iaffinity_plugins.registry import DATASETS
+from .tag_files import read_pickled_dict
 from .voc_layout import TagTable, VOCLayoutDataset
 
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat',
@@ -41,12 +42,12 @@ def voc_image_id(key) -> str:
 
 
 def read_cls_labels(path: str, num_foreground: int) -> TagTable:
-    """Tags from PSA/IRN's ``cls_labels.npy``: {img_id: (K-1,) multi-hot}."""
-    # The file is a pickled dict saved with np.save; allow_pickle is needed
-    # to read it and is allowed only for this documented file from the
-    # PSA/IRN releases (pickle can run code: never point this at
-    # untrusted files).
-    table = np.load(path, allow_pickle=True).item()
+    """Tags from PSA/IRN's ``cls_labels.npy``: {img_id: (K-1,) multi-hot}.
+
+    The file is a pickled dict; it is read without running any code from
+    it (:func:`~.tag_files.read_pickled_dict`).
+    """
+    table = read_pickled_dict(path)
     tags: TagTable = {}
     for key, value in table.items():
         value = np.asarray(value, dtype=np.float32)
