@@ -7,14 +7,17 @@
 The label-writing tools (``tools/make_seeds.py``, ``tools/mine_labels.py``)
 share the ``--launcher`` set-up here (:func:`add_launcher_args`,
 :func:`init_launcher`) and merge their per-rank summaries with
-:func:`summed_over_ranks`.
+:func:`summed_over_ranks`. Every tool runs its work inside
+:func:`process_group_scope`, which destroys the process group it started.
 """
 import argparse
 import os
 import os.path as osp
+from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
+import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.dist import all_gather_object, init_dist, is_distributed
 
@@ -126,11 +129,36 @@ def init_launcher(cfg: Config, local_rank: int = 0) -> None:
             :func:`load_config`.
         local_rank (int): ``--local_rank`` of launchers that pass it as an
             argument instead of the ``LOCAL_RANK`` variable.
+
+    Call it inside :func:`process_group_scope`, which destroys the group.
     """
     os.environ.setdefault('LOCAL_RANK', str(local_rank))
     if cfg.launcher == 'none' or is_distributed():
         return
     init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
+
+
+def _group_started() -> bool:
+    return torch_dist.is_available() and torch_dist.is_initialized()
+
+
+@contextmanager
+def process_group_scope() -> Iterator[None]:
+    """Destroy, on leaving the block, the process group started inside it.
+
+    Also on error; usable as a decorator (``@process_group_scope()``) of a
+    tool's ``main``. A group left to the interpreter's exit keeps the
+    backend's C++ threads alive while the process tears down: a finished
+    2-process run could die with "terminate called without an active
+    exception" (SIGABRT). A group that already existed when the block was
+    entered (e.g. a caller's) is left as it is.
+    """
+    started_before = _group_started()
+    try:
+        yield
+    finally:
+        if not started_before and _group_started():
+            torch_dist.destroy_process_group()
 
 
 def summed_over_ranks(summary: Dict[str, Any]) -> Dict[str, Any]:
@@ -159,8 +187,15 @@ def _parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+@process_group_scope()
 def train(argv: Optional[List[str]] = None) -> None:
-    """Run a config's training: the whole EM loop for iaffinity configs."""
+    """Run a config's training: the whole EM loop for iaffinity configs.
+
+    With a launcher the runner starts the process group, destroyed when
+    training returns or fails; the EM loop records each stage in
+    ``manifest.json`` when the stage ends, so a finished stage is on disk
+    before the group is torn down.
+    """
     parser = _parser('Train a segmentor (the EM loop for iaffinity configs)')
     parser.add_argument('--resume', action='store_true',
                         help='resume: finished EM stages are always skipped '
@@ -188,6 +223,7 @@ def train(argv: Optional[List[str]] = None) -> None:
     runner.train()
 
 
+@process_group_scope()
 def test(argv: Optional[List[str]] = None) -> None:
     """Evaluate a checkpoint on the config's test set (mmseg-style)."""
     parser = _parser('Test (and evaluate) a segmentor checkpoint')

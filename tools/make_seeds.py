@@ -23,7 +23,8 @@ from mmengine.dist import is_main_process
 from mmengine.registry import init_default_scope
 
 from iaffinity_plugins.cli import (add_launcher_args, init_launcher,
-                                   load_config, summed_over_ranks)
+                                   load_config, process_group_scope,
+                                   summed_over_ranks)
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
 from iaffinity_plugins.engine.stage_runner import innermost_dataset
 from iaffinity_plugins.labels.seeds import write_seeds
@@ -44,6 +45,7 @@ def build_infer_dataset(cfg: Config):
     return DATASETS.build(dataset_cfg)
 
 
+@process_group_scope()
 def main(argv: Optional[List[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config with a CAMClassifier model')

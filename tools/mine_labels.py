@@ -28,7 +28,8 @@ from mmengine.dist import is_main_process
 from mmengine.registry import init_default_scope
 
 from iaffinity_plugins.cli import (add_launcher_args, init_launcher,
-                                   load_config, summed_over_ranks)
+                                   load_config, process_group_scope,
+                                   summed_over_ranks)
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
 from iaffinity_plugins.engine.stage_runner import (innermost_dataset,
                                                    set_transform_options,
@@ -75,6 +76,7 @@ def with_superpixels(stage_cfg: dict, cache_dir: str, superpixels: dict
     return stage_cfg
 
 
+@process_group_scope()
 def main(argv: Optional[List[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='region classifier or EM config')
