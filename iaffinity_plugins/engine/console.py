@@ -11,7 +11,8 @@ iteration lines. Here:
 - :class:`TrainProgressHook` shows a training's iterations as a progress bar
   with ETA and the current loss (one line per ~5 % in a log file).
 - :func:`announce` logs a line and shows it on the console, quiet or not:
-  the EM loop's stage lines and per-step rows.
+  the EM loop's stage lines and per-step rows, and the run's closing
+  summary (``EMReportHook``), whose time :func:`format_duration` writes.
 """
 import logging
 import sys
@@ -69,6 +70,17 @@ def announce(logger: logging.Logger, message: str) -> None:
     if not shown and is_main_process():
         # tqdm.write keeps an open progress bar intact.
         tqdm.write(message, file=sys.stdout)
+
+
+def format_duration(seconds: float) -> str:
+    """A run's duration for people: '42 s', '12 min 05 s', '2 h 03 min'."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f'{hours} h {minutes:02d} min'
+    if minutes:
+        return f'{minutes} min {secs:02d} s'
+    return f'{secs} s'
 
 
 @RUNNERS.register_module()

@@ -1,8 +1,11 @@
 """Report hooks: ``EMReportHook`` writes the EM run's report after every EM
-step; ``ValReportHook`` writes the report of an ordinary (e.g. fully
-supervised) run, whose only entry is the final val mIoU."""
+step and closes the run's console with a summary (:func:`run_summary`);
+``ValReportHook`` writes the report of an ordinary (e.g. fully supervised)
+run, whose only entry is the final val mIoU."""
+import math
 import os.path as osp
-from typing import Dict, List, Optional
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dist import master_only
@@ -10,8 +13,9 @@ from mmengine.hooks import Hook
 from PIL import Image
 
 from ..registry import HOOKS
-from .report import (build_report, plot_errors, plot_label_grid, plot_miou,
-                     write_report)
+from .console import announce, format_duration
+from .report import (build_report, format_value, plot_errors,
+                     plot_label_grid, plot_miou, write_report)
 
 
 def _numbers(prefix: str, values: Dict) -> Dict[str, float]:
@@ -26,6 +30,49 @@ def _read_rgb(path: str) -> np.ndarray:
     """A PNG as an (H, W, 3) uint8 RGB array, as visualisers take it."""
     with Image.open(path) as image:
         return np.asarray(image.convert('RGB'))
+
+
+def best_labels(report: dict) -> Optional[Tuple[str, float]]:
+    """``(label map, mIoU)`` of the best label map of the report's steps,
+    e.g. ``('step 2 refined', 45.1)``; None without a measured one."""
+    measured = [(f"step {step['step']} {name}", step[f'{name}_miou'])
+                for step in report['steps']
+                for name in ('unary', 'refined', 'mined')
+                if step[f'{name}_miou'] is not None
+                and not math.isnan(step[f'{name}_miou'])]
+    return max(measured, key=lambda item: item[1], default=None)
+
+
+def run_summary(report: dict, seconds: float, report_file: str,
+                plots: Sequence[str], final_weights: Optional[str]
+                ) -> List[str]:
+    """The closing console lines of an EM run.
+
+    Args:
+        report (dict): The run's :func:`build_report` dict.
+        seconds (float): How long the run took.
+        report_file (str): Path of ``report.md``.
+        plots (Sequence[str]): Paths of the figures written.
+        final_weights (str, optional): The final unary net's weights
+            (None when no final net was trained).
+
+    Returns:
+        list[str]: The final val mIoU and the time taken; the seeds' and
+        the best labels' mIoU (on the training images); where the report,
+        the plots and the final weights are.
+    """
+    best = best_labels(report)
+    labels = f"seeds {format_value(report['seeds']['miou'], 1)}"
+    if best is not None:
+        labels += f' -> best {best[1]:.1f} ({best[0]})'
+    return [
+        f'EM run finished in {format_duration(seconds)}: final unary net, '
+        f"val mIoU {format_value(report['final']['miou'])}",
+        f'labels, mIoU on the training images: {labels}',
+        f'report: {report_file}',
+        f"plots: {', '.join(plots) or '-'}",
+        f"final weights: {final_weights or '- (train_final=False)'}",
+    ]
 
 
 @HOOKS.register_module()
@@ -45,6 +92,9 @@ class EMReportHook(Hook):
     ``seeds/<metric>`` at step 0, ``step/<column>`` and
     ``errors/<labels>/<column>`` at each EM step.
 
+    When the run ends, the console's last lines are :func:`run_summary`'s
+    (timed from ``before_run``).
+
     Args:
         num_grid_images (int): Rows of the visual grid (the first training
             images by id).
@@ -55,6 +105,10 @@ class EMReportHook(Hook):
 
     def __init__(self, num_grid_images: int = 4) -> None:
         self.num_grid_images = num_grid_images
+        self._start = time.monotonic()
+
+    def before_run(self, runner) -> None:
+        self._start = time.monotonic()
 
     @master_only
     def after_em_step(self, runner, step: int, record: dict) -> None:
@@ -69,6 +123,19 @@ class EMReportHook(Hook):
             runner.visualizer.add_scalars(
                 {'final/val_miou': report['final']['miou']},
                 step=len(records))
+        self._announce_summary(runner, report)
+
+    def _announce_summary(self, runner, report: dict) -> None:
+        """:func:`run_summary` as the console's last lines."""
+        final = runner.train_loop.manifest.record('final/unary')
+        weights = None if final is None else final['outputs']['weights']
+        plots = [path for path in (osp.join(runner.work_dir, name + '.png')
+                                   for name in self.FIGURES)
+                 if osp.exists(path)]
+        for line in run_summary(report, time.monotonic() - self._start,
+                                osp.join(runner.work_dir, 'report.md'),
+                                plots, weights):
+            announce(runner.logger, f'[iaffinity] {line}')
 
     def _write(self, runner, records: List[dict],
                final: Optional[dict]) -> dict:

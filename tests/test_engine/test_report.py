@@ -168,14 +168,20 @@ def test_step_summary_is_the_table_5_row():
 def _report_hook_run(tmp_path, backend: str):
     """An EMReportHook after step 1 of ERROR_RECORDS, on a runner stand-in
     whose visualiser has the one vis backend ``backend``."""
+    from mmengine.logging import MMLogger
     from mmengine.visualization import Visualizer
+
+    from iaffinity_plugins.engine.manifest import Manifest
     visualizer = Visualizer(
         name=f'report_hook_{backend}', save_dir=str(tmp_path / 'log'),
         vis_backends=[dict(type=backend)])
     loop = SimpleNamespace(records=ERROR_RECORDS,
-                           seeds_quality=ERROR_RECORDS[0]['quality']['seeds'])
+                           seeds_quality=ERROR_RECORDS[0]['quality']['seeds'],
+                           manifest=Manifest(str(tmp_path / 'manifest.json')))
     runner = SimpleNamespace(work_dir=str(tmp_path), train_loop=loop,
-                             visualizer=visualizer, rank=0)
+                             visualizer=visualizer, rank=0,
+                             logger=MMLogger.get_instance(
+                                 f'report_hook_{backend}'))
     hook = EMReportHook(num_grid_images=0)
     hook._write_grid = lambda runner, num_steps: None
     hook.after_em_step(runner, step=0, record=ERROR_RECORDS[0])
