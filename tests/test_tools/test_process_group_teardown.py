@@ -12,8 +12,8 @@ from typing import Callable, List
 import pytest
 from mmengine.config import Config
 from test_distributed_label_tools import NUM_IMAGES, mining_config, torchrun
-from test_labels.test_seeds import make_seeds, make_seeds_config, \
-    save_random_init
+from test_labels.test_seeds import (make_seeds, make_seeds_config,
+                                    save_random_init)
 
 ABORT = 'terminate called'
 # tools/<tool> -> its arguments for run number i (fresh output folders).
