@@ -27,13 +27,8 @@ Files (see :func:`make_synthetic_dataset`)::
 Shapes: H x W image size; object coordinates (u, v) are (H, W) arrays in
 which the object spans about [-1, 1] along both axes.
 """
-import errno
-import inspect
-import json
 import os
 import os.path as osp
-import shutil
-import tempfile
 from typing import Callable, Dict, NamedTuple, Optional
 
 import numpy as np
@@ -43,6 +38,7 @@ from skimage.transform import resize
 from iaffinity_plugins.labels.label_io import (atomic_write_bytes, voc_palette,
                                                write_label)
 from iaffinity_plugins.registry import DATASETS
+from .generated import ensure_generated, generate_once
 from .voc_layout import VOCLayoutDataset, tags_from_mask, write_tags_file
 
 ShapeFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -249,9 +245,6 @@ def _write_dataset(out_dir: str, params: dict) -> None:
         osp.join(out_dir, 'classes.txt'),
         ''.join(name + '\n' for name in classes).encode())
     write_tags_file(osp.join(out_dir, 'tags.txt'), tags, classes)
-    atomic_write_bytes(
-        osp.join(out_dir, PARAMS_FILE),
-        json.dumps(params, indent=2, sort_keys=True).encode())
 
 
 def make_synthetic_dataset(out_dir: str,
@@ -289,24 +282,7 @@ def make_synthetic_dataset(out_dir: str,
                   max_size=max_size, num_classes=num_classes,
                   max_objects=max_objects, core_radius=core_radius,
                   seed=seed)
-    if osp.exists(out_dir):
-        raise FileExistsError(f'{out_dir} already exists')
-    parent = osp.dirname(osp.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=f'.{osp.basename(out_dir)}.', dir=parent)
-    try:
-        _write_dataset(tmp_dir, params)
-        os.chmod(tmp_dir, 0o755)  # mkdtemp makes it owner-only
-        os.rename(tmp_dir, out_dir)
-    except OSError as error:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise FileExistsError(f'{out_dir} already exists') from error
-        raise
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    return out_dir
+    return generate_once(out_dir, _write_dataset, params, PARAMS_FILE)
 
 
 def ensure_synthetic_dataset(data_root: str,
@@ -317,27 +293,8 @@ def ensure_synthetic_dataset(data_root: str,
         ValueError: ``data_root`` was generated with other arguments than
             ``generator_cfg`` asks for (naming its ``synthetic.json``).
     """
-    generator_cfg = dict(generator_cfg or {})
-    if not osp.exists(data_root):
-        try:
-            make_synthetic_dataset(data_root, **generator_cfg)
-        except FileExistsError:
-            pass  # another process generated it first: read theirs
-    params_path = osp.join(data_root, PARAMS_FILE)
-    if not generator_cfg or not osp.isfile(params_path):
-        return
-    defaults = {
-        name: p.default for name, p in inspect.signature(
-            make_synthetic_dataset).parameters.items() if name != 'out_dir'
-    }
-    with open(params_path) as f:
-        stored = json.load(f)
-    requested = {**defaults, **generator_cfg}
-    if stored != requested:
-        raise ValueError(
-            f'{params_path}: {data_root} was generated with {stored}, but '
-            f'generator_cfg asks for {requested}; delete the folder or '
-            'change data_root')
+    ensure_generated(data_root, make_synthetic_dataset, generator_cfg,
+                     PARAMS_FILE)
 
 
 @DATASETS.register_module()

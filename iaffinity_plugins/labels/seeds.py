@@ -44,7 +44,8 @@ def multi_scale_cam(model: torch.nn.Module,
                     image: Tensor,
                     tags: ArrayLike,
                     scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
-                    flip: bool = True) -> Tensor:
+                    flip: bool = True,
+                    cam_short_edge: Optional[int] = None) -> Tensor:
     """Multi-scale, flip-augmented CAMs normalised to [0, 1] per class.
 
     Args:
@@ -54,6 +55,12 @@ def multi_scale_cam(model: torch.nn.Module,
         tags (np.ndarray | Tensor): (K-1,) multi-hot tags.
         scales (Sequence[float]): Input scales (bilinear resizing).
         flip (bool): Also run each scale horizontally flipped.
+        cam_short_edge (int, optional): When given, ``scales`` are
+            multiples of this short edge instead of the image's own size:
+            scale s resizes the image to a short edge of s *
+            cam_short_edge. Set it to the short edge the classifier was
+            trained at, and its CAMs have the resolution they were trained
+            with whatever size the user's photographs have.
 
     Returns:
         Tensor: (K-1, H, W) float CAMs; each tagged class peaks at
@@ -63,8 +70,9 @@ def multi_scale_cam(model: torch.nn.Module,
         raise ValueError(f'multi_scale_cam expects one image (1, 3, H, W), '
                          f'got {tuple(image.shape)}')
     size = image.shape[2:]
+    base = 1.0 if cam_short_edge is None else cam_short_edge / min(size)
     total = 0
-    for scale in scales:
+    for scale in (base * s for s in scales):
         scaled = image if scale == 1.0 else F.interpolate(
             image, scale_factor=scale, mode='bilinear', align_corners=False)
         # Original and mirrored image in one batch: one forward per scale.
@@ -201,6 +209,7 @@ def write_seeds(model: torch.nn.Module,
                 cam_dir: Optional[str] = None,
                 scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
                 flip: bool = True,
+                cam_short_edge: Optional[int] = None,
                 progress: bool = True) -> Dict[str, int]:
     """Write the seed labels of every image of ``dataset``.
 
@@ -221,7 +230,7 @@ def write_seeds(model: torch.nn.Module,
         seed_cfg (dict): ``type`` (a ``seed_generator`` name, e.g.
             'threshold' or 'psa') plus that rule's keyword arguments.
         cam_dir (str, optional): Folder for the CAMs.
-        scales, flip: See :func:`multi_scale_cam`.
+        scales, flip, cam_short_edge: See :func:`multi_scale_cam`.
         progress (bool): Show a tqdm progress bar.
 
     Returns:
@@ -247,7 +256,8 @@ def write_seeds(model: torch.nn.Module,
         batch = model.data_preprocessor(
             dict(inputs=[item['inputs']], data_samples=[item['data_samples']]),
             False)
-        cams = multi_scale_cam(model, batch['inputs'], tags, scales, flip)
+        cams = multi_scale_cam(model, batch['inputs'], tags, scales, flip,
+                               cam_short_edge)
         if cam_path is not None:
             _save_cam(cam_path, cams)
         # No tag means no object: all background, whatever the rule says
