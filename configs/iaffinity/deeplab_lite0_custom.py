@@ -10,15 +10,14 @@
 # SegmentationClass/ (masks: for evaluation, and for tags where tags.txt
 # is absent). Classes, their number and the image sizes come from the data.
 # GPU users with VOC-scale data: deeplab_lite0_voc.py / deeplab_vgg16_voc.py.
-_base_ = [
-    './synthetic_demo.py', '../_base_/models/efficientnet_lite0.py'
-]
+# The loop's shared settings and heads are in ../_base_/em_loop.py (as for
+# its sibling synthetic_demo.py); this file states what photographs get.
+_base_ = ['../_base_/em_loop.py', '../_base_/models/efficientnet_lite0.py']
 
 data_root = 'data/custom'
 crop_size = (128, 128)
 dataset_type = 'VOCLayoutDataset'
 custom = dict(
-    _delete_=True,
     type=dataset_type,
     data_root=data_root,
     classes_file='classes.txt',
@@ -55,7 +54,7 @@ unary_pipeline = load_labels + [train_resize, *crop_flip,
                                 dict(type='PhotoMetricDistortion'),
                                 dict(type='PackWSSSInputs')]
 superpixel_pipeline = load_labels + [
-    dict(type='LoadSuperpixels', cache_dir=None), train_resize, *crop_flip,
+    _base_.load_superpixels, train_resize, *crop_flip,
     dict(type='PackWSSSInputs')
 ]
 infer_pipeline = [dict(type='LoadImageWithCheck'),
@@ -63,8 +62,8 @@ infer_pipeline = [dict(type='LoadImageWithCheck'),
 test_pipeline = load_labels + [dict(type='PackWSSSInputs')]
 
 # --- the four networks, all on ImageNet lite0 ---------------------------------
-# The demo's networks with the lite0 backbones (320 channels at level 4)
-# and their normalisation; heads and losses as in the demo.
+# The loop's heads on the lite0 backbones (320 channels at level 4) with
+# their normalisation.
 cam_model = dict(
     _base_.cam_model,
     data_preprocessor=data_preprocessor,
@@ -74,20 +73,19 @@ unary_model = dict(
     _base_.unary_model,
     data_preprocessor=data_preprocessor,
     backbone=_base_.lite0_unary_backbone,
-    decode_head=dict(_base_.unary_model.decode_head, in_channels=320,
+    decode_head=dict(_base_.unary_head, in_channels=320,
                      dilations=(1, 2, 4)))
 pairwise_model = dict(
     _base_.pairwise_model,
     data_preprocessor=data_preprocessor,
-    head=dict(_base_.pairwise_model.head, channels=None,
+    head=dict(_base_.spn_head, channels=None,
               encoder=_base_.lite0_guidance_encoder))
 confidence_model = dict(
     _base_.confidence_model,
     data_preprocessor=data_preprocessor,
     backbone=_base_.lite0_region_backbone,
     in_channels=320)
-# The demo's networks are replaced whole (_delete_), not merged key by key.
-model = dict(unary_model, _delete_=True)
+model = unary_model  # the final network, evaluated on val
 
 
 def poly(iters):
@@ -106,23 +104,41 @@ def schedule(iters, lr):
                 train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters))
 
 
+# The training images with their tags: labels are made for each of them.
 train_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(custom, ann_file='ImageSets/Segmentation/train.txt',
                  pipeline=infer_pipeline))
 val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(custom, ann_file='ImageSets/Segmentation/val.txt',
                  pipeline=test_pipeline))
 test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
 train_cfg = dict(
     num_steps=2,
-    cam=dict(model=dict(cam_model, _delete_=True), pipeline=cam_pipeline,
-             **schedule(800, 5e-4)),
-    unary=dict(model=dict(unary_model, _delete_=True),
-               pipeline=unary_pipeline, **schedule(600, 5e-4)),
-    pairwise=dict(model=dict(pairwise_model, _delete_=True),
-                  pipeline=superpixel_pipeline, **schedule(200, 5e-4)),
-    confidence=dict(model=dict(confidence_model, _delete_=True),
-                    pipeline=superpixel_pipeline, **schedule(200, 5e-4)),
+    cam=dict(model=cam_model, pipeline=cam_pipeline, **schedule(800, 5e-4)),
+    unary=dict(model=unary_model, pipeline=unary_pipeline,
+               **schedule(600, 5e-4)),
+    pairwise=dict(model=pairwise_model, pipeline=superpixel_pipeline,
+                  **schedule(200, 5e-4)),
+    confidence=dict(model=confidence_model, pipeline=superpixel_pipeline,
+                    **schedule(200, 5e-4)),
+    # Pretrained CAMs are broad: read at their native resolution (stride 16
+    # on 128 px crops: 8 x 8 cells) nearly every pixel becomes an object
+    # (docs/benchmarks.md, seeds on photographs). Read at 2-3x the short
+    # edge the classifier was trained at (cam_short_edge: whatever size the
+    # photographs have), their 16-24 cells separate objects from the
+    # background; the IRN-style constant background score then keeps
+    # confident pixels.
+    seeds=dict(type='threshold', fg_threshold=0.40, bg_threshold=0.20,
+               scales=(2.0, 2.5, 3.0), flip=True,
+               cam_short_edge=crop_size[0]),
     final_unary=schedule(800, 5e-4))
-# The demo's helper variables: not used by this loop.
-backbone = cam_backbone = load_superpixels = None

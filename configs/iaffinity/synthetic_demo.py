@@ -1,11 +1,10 @@
 # The README demo: the whole EM loop (Algorithm 1) on the procedural
 # synthetic set, small networks from random init, on 2 CPU cores.
 #   python tools/train.py configs/iaffinity/synthetic_demo.py
-# Every num_classes=None is filled from the data's class list by
-# tools/train.py (heads: K; CAM classifier: K - 1).
-_base_ = [
-    '../_base_/datasets/synthetic.py', '../_base_/default_runtime.py'
-]
+# The loop's shared settings and heads are in ../_base_/em_loop.py; this
+# file states what this data gets: its set, backbones, pipelines, schedules
+# and seed rule.
+_base_ = ['../_base_/datasets/synthetic.py', '../_base_/em_loop.py']
 
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
@@ -40,59 +39,26 @@ cam_backbone = dict(
 
 # --- the four networks of the loop -----------------------------------------
 cam_model = dict(
-    type='CAMClassifier',
+    _base_.cam_model,
     data_preprocessor=data_preprocessor,
     backbone=cam_backbone,
-    in_channels=64,
-    num_classes=None)
+    in_channels=64)
 unary_model = dict(
-    type='EncoderDecoder',
+    _base_.unary_model,
     data_preprocessor=data_preprocessor,
     backbone=backbone,
-    decode_head=dict(
-        type='DeepLabV2Head',
-        in_channels=backbone_channels,
-        in_index=-1,
-        channels=128,
-        dilations=(2, 4),
-        dropout_ratio=0.1,
-        num_classes=None,
-        align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
-        ignore_index=255),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    decode_head=dict(_base_.unary_head, in_channels=backbone_channels))
 pairwise_model = dict(
-    type='SPNRefiner',
+    _base_.pairwise_model,
     data_preprocessor=data_preprocessor,
-    unary=None,  # the trained unary net of the step, filled in by the loop
-    # alpha_p = G alpha_u (the paper): the K class probabilities themselves
-    # are propagated and renormalised, no free K -> P -> K projection that
-    # would let the head memorise the noisy labels (see SPNHead).
-    head=dict(
-        type='SPNHead',
-        num_classes=None,
-        propagation_channels=None,
-        output='normalized',
-        channels=(16, 32, 64),
-        propagation_stride=2,
-        # mean of the 4 scans, not SPN's max: docs/benchmarks.md
-        merge='mean'),
-    loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))
+    head=_base_.spn_head)
 confidence_model = dict(
-    type='RegionClassifier',
+    _base_.confidence_model,
     data_preprocessor=data_preprocessor,
     backbone=backbone,
-    in_channels=backbone_channels,
-    hidden_channels=128,
-    num_classes=None)
+    in_channels=backbone_channels)
 
 # --- data of each stage ----------------------------------------------------
-superpixel_cfg = dict(method='felzenszwalb', scale=100, sigma=0.8,
-                      min_size=20)
-# cache_dir and the superpixel parameters are filled in by the loop.
-load_superpixels = dict(type='LoadSuperpixels', cache_dir=None)
 crop_size = {{_base_.crop_size}}
 
 
@@ -121,7 +87,7 @@ load_labels = [
 ]
 unary_pipeline = load_labels + random_crop(128, (0.75, 1.5),
                                            colour_jitter=True)
-superpixel_pipeline = load_labels + [load_superpixels] + random_crop(
+superpixel_pipeline = load_labels + [_base_.load_superpixels] + random_crop(
     128, (0.75, 1.5), colour_jitter=False)
 # --- the EM loop -----------------------------------------------------------
 model = unary_model  # the final network, evaluated on val
@@ -137,10 +103,6 @@ train_dataloader = dict(
         generator_cfg={{_base_.generator_cfg}},
         ann_file='ImageSets/Segmentation/train.txt',
         pipeline={{_base_.infer_pipeline}}))
-# mmengine's Runner requires an optimiser with a train loop; every stage
-# brings its own, so this one is never stepped.
-optim_wrapper = dict(
-    type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
 # Every stage trains on the run's training images (train_dataloader above)
 # with its own pipeline. The paper fine-tunes ImageNet models with SGD (the
 # VOC configs keep its schedules); these small networks start from random
@@ -159,7 +121,6 @@ def adamw(lr):
 
 
 train_cfg = dict(
-    type='IterativeAffinityLoop',
     num_steps=2,
     cam=dict(
         model=cam_model,
@@ -187,25 +148,8 @@ train_cfg = dict(
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=300)),
     seeds=dict(type='threshold', fg_threshold=0.40, bg_threshold=0.20,
                scales=(1.0, 0.5, 1.5), flip=True),
-    superpixels=superpixel_cfg,
-    mining=dict(mode='confidence', ratio=0.8, threshold=0.7),
-    # Algorithm 1: f_{t+1} learns from the refined alpha_t^p, g_{t+1} from
-    # the mined Y_{t+1} ('mined' trains both on Y_t; docs/benchmarks.md).
-    unary_labels='refined',
     # The final unary net trains longer, on the last step's labels (the
     # refined ones with unary_labels='refined').
     final_unary=dict(
         param_scheduler=poly(2000),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=2000)),
-    energy_samples=50)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100,
-                    max_keep_ckpts=1))
-custom_hooks = [dict(type='EMReportHook')]
-# The console shows the loop's stage lines, progress bars and step rows;
-# each network's full mmengine log goes to its stage folder.
-runner_type = 'QuietConsoleRunner'
-randomness = dict(seed=0)
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=2000)))

@@ -29,6 +29,9 @@ from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.plugins import get_extension, hookimpl
 
 IGNORE_INDEX = 255
+# Keys of a seed config that are CAM inference options of write_seeds, not
+# arguments of the seed rule.
+CAM_OPTIONS = ('scales', 'flip', 'cam_short_edge')
 ArrayLike = Union[np.ndarray, Tensor]
 
 
