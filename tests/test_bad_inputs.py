@@ -4,15 +4,18 @@ and nothing written before the failure is lost.
 Cases: corrupt images, truncated or unreadable label PNGs, label values
 outside the class list, label/image size mismatch, bad data set folders
 (empty or missing split file, unknown tag classes, ...), configs naming a
-missing or mismatched checkpoint, and a full disk while a label folder is
-written. The broken files are fabricated with the helpers of the tests that
-cover the good cases (``test_datasets/voc_fabrication.py``, ...).
+missing or mismatched checkpoint, a full disk while a label folder is
+written, and the bad photographs of a user's own data set
+(``deeplab_lite0_custom.py``: VOC layout, tags from the masks). The broken
+files are fabricated with the helpers of the tests that cover the good
+cases (``test_datasets/voc_fabrication.py``, ...).
 """
 import errno
 import os
 import os.path as osp
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -23,8 +26,8 @@ from PIL import Image
 # Fabrication helpers and fixtures (files, voc_folder) of the good cases.
 from test_datasets.voc_fabrication import (CLASSES, build_voc_layout,
                                            fabricate_voc_layout, mask_with)
-from test_labels.test_seeds import (make_seeds, make_seeds_config,
-                                    save_random_init)
+from test_labels.test_seeds import (TINY_RESNET, make_seeds,
+                                    make_seeds_config, save_random_init)
 from test_tools.test_eval_labels import load_tool, voc_folder  # noqa: F401
 from test_transforms.test_image_loading import (  # noqa: F401
     files, label_results)
@@ -37,7 +40,7 @@ from iaffinity_plugins.labels.label_io import (check_label_values,
                                                read_label, write_label)
 from iaffinity_plugins.labels.mining import mine_labels
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
-from iaffinity_plugins.registry import TRANSFORMS
+from iaffinity_plugins.registry import DATASETS, TRANSFORMS
 
 IMAGES_ONLY = [dict(type='LoadImageWithCheck'), dict(type='PackWSSSInputs')]
 WITH_LABELS = [dict(type='LoadImageWithCheck'),
@@ -49,6 +52,14 @@ def truncate(path) -> None:
     """Cut a file to half its bytes, like an interrupted copy."""
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
+
+
+def truncate_jpeg_scan(path) -> None:
+    """Cut a JPEG halfway through its image data, its header intact (an
+    interrupted copy of a photograph: its size can still be read)."""
+    data = path.read_bytes()
+    start = data.index(b'\xff\xda')  # start of scan
+    path.write_bytes(data[:start + (len(data) - start) // 2])
 
 
 def label_bytes(folder) -> dict:
@@ -114,12 +125,19 @@ def test_eval_labels_tool_names_bad_files(voc_folder):
 
 
 def test_label_size_differs_from_image(tmp_path):
-    """Training pipelines and the label evaluation name both files."""
+    """The data set (when the mask gives the tags), training pipelines and
+    the label evaluation name both files."""
     root = fabricate_voc_layout(tmp_path / 'data', {'a': mask_with(1)})
     write_label(osp.join(root, 'SegmentationClass', 'a.png'),
                 mask_with(1, shape=(8, 16)))
+    with pytest.raises(ValueError,
+                       match=r'a\.png is \(8, 16\).*a\.jpg is \(12, 16\)'):
+        build_voc_layout(root)
+    # With a tags file the data set does not read the masks.
+    (tmp_path / 'data' / 'tags.txt').write_text('a cat\n')
     with DefaultScope.overwrite_default_scope('mmseg'):
-        dataset = build_voc_layout(root, pipeline=WITH_LABELS)
+        dataset = build_voc_layout(root, tags_file='tags.txt',
+                                   pipeline=WITH_LABELS)
     with pytest.raises(ValueError,
                        match=r'a\.png is \(8, 16\).*a\.jpg is \(12, 16\)'):
         dataset.prepare_data(0)
@@ -162,7 +180,7 @@ def label_folder(tmp_path):
 def make_c_bad(kind: str, root: str, label_dir) -> None:
     """Break image c's input (its image or its label) in one way."""
     if kind == 'corrupt JPEG':
-        truncate(Path(root) / 'JPEGImages' / 'c.jpg')
+        truncate_jpeg_scan(Path(root) / 'JPEGImages' / 'c.jpg')
     elif kind == 'truncated PNG label':
         truncate(label_dir / 'c.png')
     elif kind == 'label value out of range':
@@ -366,3 +384,174 @@ def test_stage_with_missing_pretrained_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match=r'pretrained/r18\.pth'):
         train_stage(stage, runtime, str(work_dir), 'seeds/cam')
     assert not (work_dir / FINAL_WEIGHTS).exists()
+
+
+# ------------------------- own photographs (deeplab_lite0_custom.py)
+OWN_DATA_CONFIG = (Path(__file__).parents[1] / 'configs' / 'iaffinity' /
+                   'deeplab_lite0_custom.py')
+
+
+@pytest.fixture
+def own_data(tmp_path):
+    """A folder as a user brings it (photographs a..d with masks, no tags
+    file) and a make_seeds config over the own-data config's data set and
+    infer pipeline, with a tiny CAM classifier and its checkpoint."""
+    root = fabricate_voc_layout(tmp_path / 'photos', {
+        img_id: mask_with(1 + i % 3) for i, img_id in enumerate(IMG_IDS)})
+    config = tmp_path / 'seeds_own_data.py'
+    config.write_text(f"""
+_base_ = [{str(OWN_DATA_CONFIG)!r}]
+model = dict(_delete_=True, type='CAMClassifier', backbone={TINY_RESNET!r},
+             in_channels=16, num_classes=3, data_preprocessor=dict(
+                 type='SegDataPreProcessor', mean=[128.0] * 3,
+                 std=[64.0] * 3, bgr_to_rgb=True))
+cam_cfg = dict(scales=(1.0, ), flip=False)
+seed_cfg = dict(type='threshold', fg_threshold=0.3, bg_threshold=0.05)
+""")
+    save_random_init(str(config), tmp_path / 'cam.pth')
+    return Path(root), tmp_path
+
+
+def own_data_seeds(tmp_path, root) -> dict:
+    """make_seeds as a user runs it: ``--cfg-options data_root=PATH``."""
+    return make_seeds.main([
+        str(tmp_path / 'seeds_own_data.py'), str(tmp_path / 'cam.pth'),
+        '--out', str(tmp_path / 'seeds'), '--cfg-options',
+        f'data_root={root}'
+    ])
+
+
+def own_data_val_set(root, tags: bool):
+    """The own-data config's validation set (test pipeline) over ``root``;
+    with ``tags`` a tags file gives the tags, so the masks are not read
+    when the data set is built."""
+    cfg = Config.fromfile(str(OWN_DATA_CONFIG))
+    dataset = dict(cfg.val_dataloader.dataset, data_root=str(root),
+                   ann_file='ImageSets/Segmentation/train.txt')
+    if tags:
+        (root / 'tags.txt').write_text(
+            ''.join(f'{img_id} cat\n' for img_id in IMG_IDS))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return DATASETS.build(dataset)
+
+
+def make_photo_bad(kind: str, root: Path) -> None:
+    """Break image c of an own-data folder in one way."""
+    if kind == 'JPEG header cut':
+        truncate(root / 'JPEGImages' / 'c.jpg')
+    elif kind == 'mask of another size':
+        write_label(str(root / 'SegmentationClass' / 'c.png'),
+                    mask_with(1, shape=(8, 16)))
+    elif kind == 'class index above the class list':
+        write_label(str(root / 'SegmentationClass' / 'c.png'),
+                    mask_with(1, 4))
+    elif kind == 'empty train.txt':
+        (root / 'ImageSets' / 'Segmentation' / 'train.txt').write_text('')
+    else:  # no tags file and no mask
+        (root / 'SegmentationClass' / 'c.png').unlink()
+
+
+@pytest.mark.parametrize('kind, error, message', [
+    ('JPEG header cut', OSError, r'cannot load image .*c\.jpg'),
+    ('mask of another size', ValueError,
+     r'label map .*c\.png is \(8, 16\) \(H, W\) but its image .*c\.jpg is '
+     r'\(12, 16\)'),
+    ('class index above the class list', ValueError,
+     r'label map .*c\.png has values \[4\] outside the 4 classes'),
+    ('empty train.txt', ValueError,
+     r'split file .*train\.txt lists no image id'),
+    ('no tags, no mask', ValueError,
+     r"no tags for image 'c' \(.*train\.txt line 3\).*tags file: "
+     r'.*tags\.txt, ground-truth mask: .*c\.png, missing'),
+])
+def test_own_data_fails_before_writing_labels(own_data, kind, error,
+                                              message):
+    """What the data set sees when it is built (the masks give the tags)
+    stops the tool before it makes its label folder."""
+    root, tmp_path = own_data
+    make_photo_bad(kind, root)
+    with pytest.raises(error, match=message):
+        own_data_seeds(tmp_path, root)
+    assert not (tmp_path / 'seeds').exists()
+
+
+def test_own_data_truncated_photo_stops_seeds_and_resumes(own_data):
+    """A photograph cut in its image data (its header, and so its size,
+    intact) fails when loaded, naming it: the seeds before it stay, none is
+    written for it or after it, and once it is replaced the same command
+    writes the rest."""
+    root, tmp_path = own_data
+    photo = root / 'JPEGImages' / 'c.jpg'
+    good = photo.read_bytes()
+    truncate_jpeg_scan(photo)
+    with pytest.raises(OSError, match=r'cannot load image .*photos/'
+                       r'JPEGImages/c\.jpg'):
+        own_data_seeds(tmp_path, root)
+    # No temp file, no c.png: the folder is not complete, and a rerun
+    # (which skips the labels that exist) does not take it for complete.
+    assert list(label_bytes(tmp_path / 'seeds')) == ['a.png', 'b.png']
+    photo.write_bytes(good)
+    summary = own_data_seeds(tmp_path, root)
+    assert (summary['skipped'], summary['written']) == (2, 2)
+    assert list(label_bytes(tmp_path / 'seeds')) == [
+        f'{img_id}.png' for img_id in IMG_IDS]
+
+
+def test_own_data_all_background_photo_is_kept_with_a_warning(own_data):
+    """A mask without any class gives no tag: a legitimate all-background
+    photograph, kept and logged, and its seed label is all background."""
+    root, tmp_path = own_data
+    write_label(str(root / 'SegmentationClass' / 'd.png'), mask_with())
+    with mock.patch('iaffinity_plugins.datasets.voc_layout.print_log') as log:
+        summary = own_data_seeds(tmp_path, root)
+    messages = ' '.join(call.args[0] for call in log.call_args_list)
+    assert 'tags file' in messages and 'come from the ground-truth masks' \
+        in messages
+    assert "1 of 4 images in" in messages and "['d']" in messages
+    assert summary['written'] == 4 and summary['empty_tags'] == 1
+    assert (read_label(str(tmp_path / 'seeds' / 'd.png')) == 0).all()
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('mask of another size',
+     r'label map .*c\.png is \(8, 16\) \(H, W\) but its image .*c\.jpg'),
+    ('class index above the class list',
+     r'label map .*c\.png has values \[4\] outside the 4 classes'),
+])
+def test_own_data_bad_mask_with_a_tags_file_fails_in_validation(
+        own_data, kind, message):
+    """With a tags file the masks serve only for evaluation: the test
+    pipeline refuses the bad one naming it (mmseg's IoU metric would
+    silently drop a value outside the classes)."""
+    root, _ = own_data
+    make_photo_bad(kind, root)
+    dataset = own_data_val_set(root, tags=True)
+    for index in (0, 1, 3):
+        dataset.prepare_data(index)
+    with pytest.raises(ValueError, match=message):
+        dataset.prepare_data(2)
+
+
+def save_turned_photo(path: Path, shape) -> None:
+    """A JPEG stored (H, W) = ``shape`` whose EXIF orientation (6: turn
+    90 degrees clockwise) makes viewers, and mmcv, show it (W, H)."""
+    image = Image.fromarray(np.zeros((*shape, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(path, exif=exif)
+
+
+def test_own_data_phone_photo_turned_by_exif(own_data):
+    """A phone's photograph (EXIF orientation) loads turned: its mask must
+    fit the turned image; one drawn on the stored pixels is refused with a
+    hint, when the data set is built."""
+    root, _ = own_data
+    save_turned_photo(root / 'JPEGImages' / 'c.jpg', (12, 16))
+    with pytest.raises(ValueError, match=r'c\.png is \(12, 16\) \(H, W\) '
+                       r'but its image .*c\.jpg is \(16, 12\) \(turned by '
+                       r'90 degrees: .*EXIF orientation'):
+        own_data_val_set(root, tags=False)
+    write_label(str(root / 'SegmentationClass' / 'c.png'),
+                mask_with(1, shape=(16, 12)))
+    item = own_data_val_set(root, tags=False).prepare_data(2)
+    assert item['inputs'].shape[1:] == (16, 12)

@@ -19,14 +19,41 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
+from PIL import Image
 
 from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
                                                atomic_write_bytes,
+                                               check_label_shape,
                                                check_label_values, read_label,
                                                voc_palette)
 from iaffinity_plugins.registry import DATASETS
 
 TagTable = Dict[str, np.ndarray]
+# EXIF orientations that turn an image by 90 degrees (mmcv's cv2 loading
+# applies them, so the loaded image is H x W of the turned picture).
+EXIF_ORIENTATION = 0x0112
+TURNED_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def loaded_image_shape(path: str) -> Tuple[int, int]:
+    """(H, W) of the image file as ``LoadImageFromFile`` will load it,
+    from its header (its EXIF orientation applied), without decoding it.
+
+    Raises:
+        OSError: the file is not an image, naming it.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            # Pillow's TIFF reader reports the turned size already.
+            turned = image.format != 'TIFF' and image.getexif().get(
+                EXIF_ORIENTATION) in TURNED_ORIENTATIONS
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        raise OSError(f'cannot load image {path}: {type(error).__name__}: '
+                      f'{error}') from error
+    return (width, height) if turned else (height, width)
 
 
 def tags_from_mask(label: np.ndarray, num_classes: int) -> np.ndarray:
@@ -244,7 +271,7 @@ class VOCLayoutDataset(BaseSegDataset):
                 dict(
                     img_path=img_path,
                     img_id=img_id,
-                    tags=resolve_tags(img_id, gt_path, where),
+                    tags=resolve_tags(img_id, img_path, gt_path, where),
                     seg_map_path=self._seg_map_path(img_id, gt_path),
                     gt_seg_map_path=gt_path,
                     label_map=None,
@@ -277,19 +304,20 @@ class VOCLayoutDataset(BaseSegDataset):
                 f'(label_dir={self.label_dir})')
         return path
 
-    def _tag_resolver(self, img_ids: Sequence[str]
-                      ) -> Callable[[str, Optional[str], str], np.ndarray]:
-        """``(img_id, gt_path, where) -> tags`` trying :attr:`tag_sources`
-        in order; each source's table (for ``img_ids``) is loaded once, on
-        first need."""
+    def _tag_resolver(
+        self, img_ids: Sequence[str]
+    ) -> Callable[[str, str, Optional[str], str], np.ndarray]:
+        """``(img_id, img_path, gt_path, where) -> tags`` trying
+        :attr:`tag_sources` in order; each source's table (for ``img_ids``)
+        is loaded once, on first need."""
         tables: Dict[str, TagTable] = {}
 
-        def resolve(img_id: str, gt_path: Optional[str],
+        def resolve(img_id: str, img_path: str, gt_path: Optional[str],
                     where: str) -> np.ndarray:
             for source in self.tag_sources:
                 if source == 'masks':
                     if gt_path is not None:
-                        return self._tags_from_mask_file(gt_path)
+                        return self._tags_from_mask_file(gt_path, img_path)
                     continue
                 if source not in tables:
                     tables[source] = self._load_tag_table(source, img_ids)
@@ -326,9 +354,19 @@ class VOCLayoutDataset(BaseSegDataset):
             return None
         return osp.join(self.data_root or '', self.tags_file)
 
-    def _tags_from_mask_file(self, path: str) -> np.ndarray:
+    def _tags_from_mask_file(self, path: str, img_path: str) -> np.ndarray:
+        """Tags of the mask ``path`` of the image ``img_path``.
+
+        Raises:
+            ValueError: the mask holds a value outside the class list, or
+                its size differs from the image's (it may be another
+                image's mask; checked here, from the image file's header,
+                rather than after the first stage has trained).
+        """
         label = read_label(path)
         check_label_values(label, self.num_classes, path)
+        check_label_shape(label.shape, loaded_image_shape(img_path), path,
+                          img_path)
         return tags_from_mask(label, self.num_classes)
 
     def _warn_untagged(self, data_list: List[dict]) -> None:

@@ -11,7 +11,7 @@ import io
 import os
 import os.path as osp
 import uuid
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -146,3 +146,28 @@ def check_label_values(label: np.ndarray, num_classes: int, path: str) -> None:
             f'label map {path} has values {bad.tolist()} outside the '
             f'{num_classes} classes (valid: 0..{num_classes - 1} and '
             f'{IGNORE_INDEX} = ignore)')
+
+
+def check_label_shape(label_shape: Sequence[int], img_shape: Sequence[int],
+                      path: str, img_path: str) -> None:
+    """Raise when a label map's (H, W) differs from its image's.
+
+    Args:
+        label_shape, img_shape: (H, W) of the label map and of the image
+            as loaded.
+        path, img_path (str): Their files, named in the error.
+
+    Raises:
+        ValueError: naming both files and sizes (with a hint when the map
+            fits the image turned by 90 degrees: an EXIF orientation).
+    """
+    label_shape, img_shape = tuple(label_shape[:2]), tuple(img_shape[:2])
+    if label_shape == img_shape:
+        return
+    message = (f'label map {path} is {label_shape} (H, W) but its image '
+               f'{img_path} is {img_shape}')
+    if label_shape == img_shape[::-1]:
+        message += (' (turned by 90 degrees: a photograph with an EXIF '
+                    'orientation is loaded turned, so its mask must match '
+                    'the turned image, or remove the orientation tag)')
+    raise ValueError(message)

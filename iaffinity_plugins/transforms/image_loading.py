@@ -7,14 +7,20 @@ PNG with ``'NoneType' object has no attribute 'squeeze'``. These subclasses
 keep the loading code and turn any decoding failure into an ``OSError``
 naming the file. A label map whose size differs from its image (loaded
 before it) is refused with both files named: random crops would otherwise
-cut different regions of the two, or fail later in the loss.
+cut different regions of the two, or fail later in the loss. So is a label
+value outside the item's classes (K = len(tags) + 1): mmseg's IoU metric
+would silently drop it, and the loss fail without naming the file.
 """
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
+import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 
+from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
+                                               check_label_shape,
+                                               check_label_values)
 from iaffinity_plugins.registry import TRANSFORMS
 
 
@@ -48,15 +54,22 @@ class LoadAnnotationsWithCheck(LoadAnnotations):
 
     Raises:
         OSError: the label map cannot be decoded.
-        ValueError: its (H, W) differs from the loaded image's.
+        ValueError: its (H, W) differs from the loaded image's, or it holds
+            a value that is neither one of the item's K classes nor 255
+            (K from the item's ``tags``, (K-1,); not checked without them).
     """
 
     def _load_seg_map(self, results: dict) -> None:
-        with _naming_file('label map', results['seg_map_path']):
+        path = results['seg_map_path']
+        with _naming_file('label map', path):
             super()._load_seg_map(results)
-        label_shape = results['gt_seg_map'].shape[:2]
-        if 'img' in results and results['img'].shape[:2] != label_shape:
-            raise ValueError(
-                f"label map {results['seg_map_path']} is {label_shape} "
-                f"(H, W) but its image {results.get('img_path')} is "
-                f"{results['img'].shape[:2]}")
+        label = results['gt_seg_map']
+        if 'img' in results:
+            check_label_shape(label.shape, results['img'].shape, path,
+                              results.get('img_path'))
+        if results.get('tags') is not None:
+            num_classes = len(results['tags']) + 1
+            # Two comparisons in the common case; np.unique (which names
+            # the values) only for a bad map.
+            if not ((label < num_classes) | (label == IGNORE_INDEX)).all():
+                check_label_values(np.asarray(label), num_classes, path)
