@@ -1,11 +1,12 @@
 """Mine confident regions from any label folder (paper Sec. 3.3).
 
 ``python tools/mine_labels.py CONFIG --labels DIR --out DIR
-[--checkpoint CKPT] [--mode confidence|majority|none] [--work-dir DIR]
+[--checkpoint CKPT] [--mode relabel|confirm|majority|none] [--work-dir DIR]
 [--launcher none|pytorch|slurm|mpi]``
 
 Usable on its own, e.g. to clean the pseudo labels of another WSSS method.
-Without ``--checkpoint`` the region classifier is first trained on
+The modes that use the region classifier (``relabel``, the paper's rule,
+and ``confirm``; ``labels/mining.py``) train it, without ``--checkpoint``, on
 ``--labels`` (an mmengine Runner from the config's ``model``,
 ``train_dataloader``, ``optim_wrapper``, ``param_scheduler``, ``train_cfg``,
 through ``engine/stage_runner.py``: resumable, DDP with a launcher). With a
@@ -35,7 +36,8 @@ from iaffinity_plugins.engine.stage_runner import (innermost_dataset,
                                                    set_transform_options,
                                                    stage_pipeline,
                                                    train_stage)
-from iaffinity_plugins.labels.mining import MINING_MODES, mine_labels
+from iaffinity_plugins.labels.mining import (CLASSIFIER_MODES, MINING_MODES,
+                                             check_mining_mode, mine_labels)
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.registry import DATASETS, MODELS
 
@@ -96,15 +98,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg = load_config(args.config, None, args.work_dir, args.launcher)
     init_launcher(cfg, args.local_rank)
     stage_cfg, superpixels, mining = mining_settings(cfg)
-    mode = args.mode or mining.get('mode', 'confidence')
+    mode = args.mode or mining.get('mode', 'relabel')
+    check_mining_mode(mode, 'mining.mode')
     cache_dir = osp.join(cfg.work_dir, 'superpixels')
     checkpoint = args.checkpoint
-    if mode == 'confidence' and checkpoint is None:
+    if mode in CLASSIFIER_MODES and checkpoint is None:
         checkpoint = train_stage(
             with_superpixels(stage_cfg, cache_dir, superpixels), cfg,
             osp.join(cfg.work_dir, 'confidence'), 'confidence', args.labels)
     model = None
-    if mode == 'confidence':
+    if mode in CLASSIFIER_MODES:
         model = MODELS.build(stage_cfg['model'])
         load_checkpoint_strict(model, checkpoint)
     # The stage's own dataloader, or (EM configs) the run's training images.
@@ -121,7 +124,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if is_main_process():
         print(f"mined {summary['images']} images ({summary['skipped']} "
               f"already there): {summary['regions_kept']} of "
-              f"{summary['regions_proposed']} proposed regions kept")
+              f"{summary['regions_scored']} scored regions kept")
         if summary['empty_images']:
             print(f"{len(summary['empty_images'])} images without any "
                   f"confident region: {summary['empty_images'][:10]}")

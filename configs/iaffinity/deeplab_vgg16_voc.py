@@ -189,7 +189,7 @@ train_cfg = dict(
                scales=(1.0, 0.5, 1.5, 2.0), flip=True),
     superpixels=dict(method='felzenszwalb', scale=100, sigma=0.8,
                      min_size=20),
-    mining=dict(mode='confidence', ratio=0.8, threshold=0.7),
+    mining=dict(mode='relabel', ratio=0.8, threshold=0.7),
     # Algorithm 1: f_{t+1} learns from the refined alpha_t^p, g_{t+1} from
     # the mined Y_{t+1} ('mined' trains both on Y_t; docs/benchmarks.md).
     unary_labels='refined',

@@ -1,11 +1,11 @@
 """Several runs side by side (ablations, the paper's Tables 3, 6, 8).
 
 Reads each run's ``report.json`` (:func:`~.report.read_report`) and writes
-one markdown table and one plot. Table rows are runs x steps: a ``0`` row
-with the seeds (Y_0 is the first label set, so it fills the "mined"
-columns), one row per EM step and a ``final`` row with the final val mIoU
-and, given a fully supervised reference run (``ValReportHook``), the
-weak/full ratio in percent. Used by ``tools/compare_runs.py``.
+one markdown table and one plot. Table rows are runs x steps: a ``seeds``
+row (Y_0 is the first label set, so it fills the "mined" columns), one row
+per EM step (step 0 trains on the seeds) and a ``final`` row with the final
+val mIoU and, given a fully supervised reference run (``ValReportHook``),
+the weak/full ratio in percent. Used by ``tools/compare_runs.py``.
 """
 import os
 import os.path as osp
@@ -55,7 +55,7 @@ def comparison_rows(runs: Sequence[Run],
     for name, report in runs:
         seeds = report['seeds']
         if any(value is not None for value in seeds.values()):
-            rows.append([name, 0, None, None, seeds['miou'],
+            rows.append([name, 'seeds', None, None, seeds['miou'],
                          seeds['precision'], seeds['labelled_fraction'],
                          None, None, None, None])
         rows += [[name] + [step[key] for key in STEP_COLUMNS] + [None, None]

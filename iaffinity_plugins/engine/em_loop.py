@@ -2,21 +2,34 @@
 
 Stage order (each stage is skipped when ``manifest.json`` records it done)::
 
-    seeds/cam        train the CAM classifier on image tags
-    seeds/labels     Y_0 = seeds from multi-scale CAMs      -> step_0/seeds
-    for t in 0 .. num_steps-1, on labels Y_t:
-      step_t/unary       train the unary net f_t on Y_t
-      step_t/pairwise    train the pairwise net g_t on Y_t (skipped when
-                         ``pairwise=None``: the "no pairwise" ablation)
-      step_t/refine      alpha_p = G alpha_u (E-step)      -> step_t/refined
-      step_t/confidence  train the region classifier on the refined labels
-      step_t/mine        Y_{t+1} = confident regions       -> step_{t+1}/labels
-      step_t/evaluate    Table-5 metrics and Table-7 energies of the step
-    final/unary      train the unary net on Y_T; evaluated by the val loop
+    seeds/cam            train the CAM classifier on image tags
+    seeds/labels         Y_0 = seeds from multi-scale CAMs -> step_0/seeds
+    step 0, Algorithm 1's "Initialize" (f_0 and g_0 on Y_0):
+      step_0/unary         train the unary net f_0 on Y_0
+      step_0/pairwise      train the pairwise net g_0 on Y_0 (skipped when
+                           ``pairwise=None``: the "no pairwise" ablation)
+      step_0/refine        alpha_0^u, and alpha_0^p = G_0 alpha_0^u
+                           -> step_0/unary_labels, step_0/refined
+      step_0/evaluate      Table-5 metrics, the Table-7 energy of refined
+    for t in 1 .. num_steps, the M-step then the E-step:
+      step_t/unary         train f_t on alpha_{t-1}^p (step_{t-1}/refined)
+      step_t/unary_labels  f_t's output alpha_t^u -> step_t/unary_labels
+      step_t/confidence    train the region classifier on the regions the
+                           80 % rule labels in f_t's output
+      step_t/mine          Y_t = confident regions of f_t's output
+                           -> step_t/labels
+      step_t/pairwise      train g_t on Y_t
+      step_t/refine        alpha_t^p = G_t alpha_t^u -> step_t/refined
+      step_t/evaluate      Table-5 metrics, Table-7 energies (refined, mined)
+    final/unary          train f_{T+1} on alpha_T^p; evaluated by the val loop
+
+With ``unary_labels='mined'`` the unary nets train on Y_{t-1} instead of
+alpha_{t-1}^p (:meth:`IterativeAffinityLoop.unary_targets_dir`). Without a
+pairwise net the refined labels are the unary ones.
 
 Hooks receive ``after_em_stage(stage=...)`` and ``after_em_step(step=...,
-record=...)`` / ``after_em_run(records=...)`` (custom hook stages, which
-mmengine's ``call_hook`` supports).
+record=...)`` (steps 0 .. T) / ``after_em_run(records=...)`` (custom hook
+stages, which mmengine's ``call_hook`` supports).
 
 The console gets one line per stage (what it trains or writes, and how
 much), the stage's progress bar and, after each step, its Table-5 row
@@ -26,7 +39,7 @@ stage folder.
 import copy
 import os.path as osp
 from functools import cached_property
-from typing import Dict, List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from mmengine.dist import barrier, is_main_process
@@ -36,9 +49,9 @@ from mmengine.runner import BaseLoop
 from ..evaluation.energy import propagation_energy
 from ..evaluation.label_metrics import evaluate_label_dir
 from ..labels.label_io import read_label
-from ..labels.mining import mine_labels
-from ..labels.refinement import write_refined_labels
-from ..labels.seeds import write_seeds
+from ..labels.mining import CLASSIFIER_MODES, check_mining_mode, mine_labels
+from ..labels.refinement import write_label_maps
+from ..labels.seeds import CAM_OPTIONS, write_seeds
 from ..labels.superpixels import SuperpixelCache
 from ..registry import LOOPS, MODELS
 from .checkpoint import load_checkpoint_strict
@@ -47,13 +60,17 @@ from .manifest import Manifest, config_hash
 from .report import build_report, step_summary
 from .stage_runner import set_transform_options, stage_pipeline, train_stage
 
-MINING_MODES = ('confidence', 'majority', 'none')
 UNARY_LABELS = ('mined', 'refined')
+# The stages of step 0 (the initialisation) and of every later step.
+INIT_STAGES = ('unary', 'pairwise', 'refine', 'evaluate')
+STEP_STAGES = ('unary', 'unary_labels', 'confidence', 'mine', 'pairwise',
+               'refine', 'evaluate')
 
 
 @LOOPS.register_module()
 class IterativeAffinityLoop(BaseLoop):
-    """Run seeds -> (unary -> pairwise -> refine -> mine) x T -> final unary.
+    """Run seeds -> f_0, g_0 -> (f_t -> mine Y_t -> g_t -> refine) x T ->
+    final unary (the module docstring lists every stage).
 
     Args:
         runner (Runner): The outer runner; its ``model`` is the unary net
@@ -61,7 +78,8 @@ class IterativeAffinityLoop(BaseLoop):
         dataloader (DataLoader or dict): Training images with tags (an
             inference pipeline: no labels needed); labels are written for
             each of its images.
-        num_steps (int): EM steps T (the paper plateaus after 5).
+        num_steps (int): EM steps T after the initialisation (the paper
+            plateaus after 5).
         cam (dict): Runner sub-config of the CAM classifier.
         unary (dict): Runner sub-config of the unary net (any mmseg
             segmentor as ``model``).
@@ -69,18 +87,20 @@ class IterativeAffinityLoop(BaseLoop):
             (``SPNRefiner``; its ``model.unary`` is filled in). None skips
             the pairwise net.
         confidence (dict, optional): Runner sub-config of the region
-            classifier; required when ``mining['mode'] == 'confidence'``.
+            classifier; required by the mining modes that use it
+            (``'relabel'``, ``'confirm'``).
         seeds (dict): Seed rule (``type`` + thresholds) and CAM inference
             options (``scales``, ``flip``).
         superpixels (dict): Superpixel ``method`` and its parameters.
-        mining (dict): ``mode`` (one of :data:`MINING_MODES`), ``ratio``,
-            ``threshold``.
+        mining (dict): ``mode`` (one of
+            :data:`~iaffinity_plugins.labels.mining.MINING_MODES`, default
+            the paper's ``'relabel'``), ``ratio``, ``threshold``.
         unary_labels (str): What the unary net trains on after step 0:
-            ``'mined'`` Y_t, or ``'refined'`` the previous refined labels
-            (see :meth:`unary_labels_dir`).
+            ``'refined'`` (Algorithm 1) the previous step's refined labels,
+            or ``'mined'`` its Y (see :meth:`unary_targets_dir`).
         final_unary (dict, optional): Overrides merged into ``unary`` for the
             final training (e.g. more iterations).
-        train_final (bool): Train the final unary net on Y_T (and evaluate
+        train_final (bool): Train the final unary net f_{T+1} (and evaluate
             it with the runner's val loop, when it has one).
         energy_samples (int): Images (fixed: the first by image id) on which
             the Table-7 energies are averaged.
@@ -92,19 +112,17 @@ class IterativeAffinityLoop(BaseLoop):
                  seeds: Optional[dict] = None,
                  superpixels: Optional[dict] = None,
                  mining: Optional[dict] = None,
-                 unary_labels: str = 'mined',
+                 unary_labels: str = 'refined',
                  final_unary: Optional[dict] = None,
                  train_final: bool = True,
                  energy_samples: int = 100) -> None:
         super().__init__(runner, dataloader)
-        mining = {**dict(mode='confidence', ratio=0.8, threshold=0.7),
+        mining = {**dict(mode='relabel', ratio=0.8, threshold=0.7),
                   **(mining or {})}
-        if mining['mode'] not in MINING_MODES:
-            raise ValueError(f"train_cfg.mining.mode must be one of "
-                             f"{MINING_MODES}, got {mining['mode']!r}")
-        if mining['mode'] == 'confidence' and confidence is None:
-            raise ValueError("train_cfg.confidence is required when "
-                             "train_cfg.mining.mode == 'confidence'")
+        check_mining_mode(mining['mode'], 'train_cfg.mining.mode')
+        if mining['mode'] in CLASSIFIER_MODES and confidence is None:
+            raise ValueError(f"train_cfg.confidence is required when "
+                             f"train_cfg.mining.mode == {mining['mode']!r}")
         if unary_labels not in UNARY_LABELS:
             raise ValueError(f'train_cfg.unary_labels must be one of '
                              f'{UNARY_LABELS}, got {unary_labels!r}')
@@ -129,7 +147,6 @@ class IterativeAffinityLoop(BaseLoop):
         # Each stage's hash includes the previous one's, so a change
         # upstream is detected at every finished stage after it.
         self._previous_hash = ''
-
 
     # mmengine's Runner and hooks read ``iter``/``max_iters`` of the train
     # loop: here one "iteration" is one stage.
@@ -156,110 +173,188 @@ class IterativeAffinityLoop(BaseLoop):
     def stage_names(self) -> List[str]:
         """Every stage of the run, in order."""
         names = ['seeds/cam', 'seeds/labels']
-        for step in range(self.num_steps):
-            names += [f'step_{step}/{stage}' for stage in (
-                'unary', 'pairwise', 'refine', 'confidence', 'mine',
-                'evaluate')]
+        names += [f'step_0/{stage}' for stage in INIT_STAGES]
+        for step in range(1, self.num_steps + 1):
+            names += [f'step_{step}/{stage}' for stage in STEP_STAGES]
         if self.train_final:
             names.append('final/unary')
         return names
 
-    def unary_labels_dir(self, step: int) -> str:
-        """The labels the unary net of ``step`` trains on.
-
-        ``unary_labels='mined'``: Y_step, like the pairwise net.
-        ``unary_labels='refined'`` (Algorithm 1 of the paper: f_{t+1} is
-        trained on alpha_t^p): the refined labels of the previous step, dense
-        where the mined ones leave much unknown; the seeds at step 0.
-        """
-        if self.unary_labels == 'mined' or step == 0:
-            return self.labels_dir(step)
-        return osp.join(self.work_dir, f'step_{step - 1}', 'refined')
-
-    def labels_dir(self, step: int) -> str:
-        """The label folder Y_step (seeds for step 0)."""
-        name = 'seeds' if step == 0 else 'labels'
+    # --------------------------------------------------------- label folders
+    def step_dir(self, step: int, name: str) -> str:
+        """``<work_dir>/step_<step>/<name>``."""
         return osp.join(self.work_dir, f'step_{step}', name)
 
+    def confident_labels_dir(self, step: int) -> str:
+        """Y_step, the labels the pairwise net g_step trains on: the seeds
+        Y_0 at step 0, after it the regions mined from f_step's output."""
+        return self.step_dir(step, 'seeds' if step == 0 else 'labels')
+
+    def unary_output_dir(self, step: int) -> str:
+        """f_step's output: the tag-restricted argmax of alpha_step^u."""
+        return self.step_dir(step, 'unary_labels')
+
+    def refined_dir(self, step: int) -> str:
+        """The refined labels, argmax of alpha_step^p = G_step
+        alpha_step^u (the unary output without a pairwise net)."""
+        return self.step_dir(step, 'refined')
+
+    def unary_targets_dir(self, step: int) -> str:
+        """The labels the unary net f_step trains on (``num_steps + 1``:
+        the final net).
+
+        Step 0: the seeds Y_0. After it, ``unary_labels='refined'``
+        (Algorithm 1: f_{t+1} is trained on alpha_t^p): the previous step's
+        refined labels, dense where the mined ones leave much unknown;
+        ``unary_labels='mined'``: the previous step's Y (the seeds for
+        step 1).
+        """
+        if step > 0 and self.unary_labels == 'refined':
+            return self.refined_dir(step - 1)
+        return self.confident_labels_dir(max(step - 1, 0))
+
+    # ------------------------------------------------------------------ run
     def run(self) -> torch.nn.Module:
         self.runner.call_hook('before_train')
         self._run_stage('seeds/cam', self.stage_cfgs['cam'], self._train_cam,
                         self._training('the CAM classifier on image tags',
                                        self.stage_cfgs['cam']))
         self._run_stage('seeds/labels', self.seeds, self._write_seeds,
-                        self._writing('the seeds Y_0', self.labels_dir(0)))
-        final = None
-        for step in range(self.num_steps):
+                        self._writing('the seeds Y_0',
+                                      self.confident_labels_dir(0)))
+        self._run_initialisation()
+        for step in range(1, self.num_steps + 1):
             self._run_step(step)
+        final = None
         if self.train_final:
-            final_cfg = copy.deepcopy(self.stage_cfgs['unary'])
-            final_cfg.update(copy.deepcopy(self.final_unary))
-            weights = self._run_stage(
-                'final/unary', final_cfg,
-                lambda: dict(weights=train_stage(
-                    final_cfg, self.runner.cfg,
-                    osp.join(self.work_dir, 'final', 'unary'),
-                    'final/unary', self.unary_labels_dir(self.num_steps))),
-                self._training('the final unary net', final_cfg,
-                               self.unary_labels_dir(self.num_steps)))
-            model = self.runner.model
-            load_checkpoint_strict(
-                model.module if is_model_wrapper(model) else model,
-                weights['weights'])
-            if self.runner.val_loop is not None:
-                final = self.runner.val_loop.run()
+            final = self._run_final()
         self.runner.call_hook('after_em_run', records=self.records,
                               final=final)
         self.runner.call_hook('after_train')
         return self.runner.model
 
+    def _run_initialisation(self) -> None:
+        """Step 0, Algorithm 1's "Initialize": f_0 and g_0 trained on Y_0,
+        then alpha_0^p = G_0 alpha_0^u."""
+        unary = self._stage_unary(0)
+        pairwise_cfg, pairwise = self._stage_pairwise(0, unary)
+        self._stage_refine(0, unary, pairwise_cfg, pairwise,
+                           dict(unary=self.unary_output_dir(0),
+                                refined=self.refined_dir(0)))
+        self._stage_evaluate(0, pairwise_cfg, pairwise)
+
     def _run_step(self, step: int) -> None:
-        """One EM step on labels Y_step."""
-        prefix = osp.join(self.work_dir, f'step_{step}')
-        labels = self.labels_dir(step)
-        unary_labels = self.unary_labels_dir(step)
-        unary = self._run_stage(
-            f'step_{step}/unary', [self.stage_cfgs['unary'], unary_labels],
+        """EM step t >= 1. M-step: f_t on alpha_{t-1}^p, Y_t mined from its
+        output, g_t on Y_t; E-step: alpha_t^p = G_t alpha_t^u."""
+        unary = self._stage_unary(step)
+        self._stage_unary_labels(step, unary)
+        confidence = self._stage_confidence(step)
+        self._stage_mine(step, confidence)
+        pairwise_cfg, pairwise = self._stage_pairwise(step, unary)
+        # f_t's output is already written: only the refined labels.
+        self._stage_refine(step, unary, pairwise_cfg, pairwise,
+                           dict(refined=self.refined_dir(step)))
+        self._stage_evaluate(step, pairwise_cfg, pairwise)
+
+    def _run_final(self) -> Optional[dict]:
+        """f_{T+1} on the last step's labels, then the val loop's metrics
+        (None without a val loop)."""
+        step = self.num_steps + 1
+        final_cfg = copy.deepcopy(self.stage_cfgs['unary'])
+        final_cfg.update(copy.deepcopy(self.final_unary))
+        targets = self.unary_targets_dir(step)
+        weights = self._run_stage(
+            'final/unary', final_cfg,
             lambda: dict(weights=train_stage(
-                self.stage_cfgs['unary'], self.runner.cfg,
-                osp.join(prefix, 'unary'), f'step_{step}/unary',
-                unary_labels)),
-            self._training(f'the unary net f_{step}', self.stage_cfgs['unary'],
-                           unary_labels))
+                final_cfg, self.runner.cfg,
+                osp.join(self.work_dir, 'final', 'unary'), 'final/unary',
+                targets)),
+            self._training(f'the final unary net f_{step}', final_cfg,
+                           targets))
+        model = self.runner.model
+        load_checkpoint_strict(
+            model.module if is_model_wrapper(model) else model,
+            weights['weights'])
+        if self.runner.val_loop is None:
+            return None
+        return self.runner.val_loop.run()
+
+    # --------------------------------------------------------------- stages
+    def _stage_unary(self, step: int) -> dict:
+        """step_t/unary: f_t on :meth:`unary_targets_dir`."""
+        cfg = self.stage_cfgs['unary']
+        targets = self.unary_targets_dir(step)
+        return self._run_stage(
+            f'step_{step}/unary', [cfg, targets],
+            lambda: dict(weights=train_stage(
+                cfg, self.runner.cfg, self.step_dir(step, 'unary'),
+                f'step_{step}/unary', targets)),
+            self._training(f'the unary net f_{step}', cfg, targets))
+
+    def _stage_unary_labels(self, step: int, unary: dict) -> None:
+        """step_t/unary_labels: f_t's output, which mining starts from."""
+        out_dir = self.unary_output_dir(step)
+        self._run_stage(
+            f'step_{step}/unary_labels', [unary],
+            lambda: dict(summary=self._write_label_maps(
+                unary, None, None, dict(unary=out_dir))),
+            self._writing(f"f_{step}'s output", out_dir))
+
+    def _stage_pairwise(self, step: int,
+                        unary: dict) -> Tuple[Optional[dict], dict]:
+        """step_t/pairwise: g_t on Y_t, holding f_t; returns its config
+        (None without a pairwise net) and outputs."""
         pairwise_cfg = self._pairwise_cfg(unary['weights'])
+        labels = self.confident_labels_dir(step)
         pairwise = self._run_stage(
             f'step_{step}/pairwise', [pairwise_cfg, labels],
             lambda: dict(weights=None if pairwise_cfg is None else
                          train_stage(pairwise_cfg, self.runner.cfg,
-                                     osp.join(prefix, 'pairwise'),
+                                     self.step_dir(step, 'pairwise'),
                                      f'step_{step}/pairwise', labels)),
             'no pairwise net (pairwise=None)' if pairwise_cfg is None else
-            self._training(f'the pairwise net g_{step}', pairwise_cfg, labels))
+            self._training(f'the pairwise net g_{step}', pairwise_cfg,
+                           labels))
+        return pairwise_cfg, pairwise
+
+    def _stage_refine(self, step: int, unary: dict,
+                      pairwise_cfg: Optional[dict], pairwise: dict,
+                      out_dirs: dict) -> None:
+        """step_t/refine: the E-step, the maps of ``out_dirs``."""
+        maps = ' and '.join(out_dirs)
         self._run_stage(
             f'step_{step}/refine', [unary, pairwise],
-            lambda: self._refine(unary['weights'], pairwise_cfg,
-                                 pairwise['weights'], prefix),
-            self._writing('the unary and refined labels',
-                          osp.join(prefix, 'refined')))
-        refined = osp.join(prefix, 'refined')
-        use_confidence = self.mining['mode'] == 'confidence'
-        confidence = self._run_stage(
-            f'step_{step}/confidence',
-            [self.stage_cfgs['confidence'] if use_confidence else None,
-             self.superpixels, refined],
-            lambda: dict(weights=self._train_confidence(step, refined)
-                         if use_confidence else None),
-            self._training('the region classifier',
-                           self.stage_cfgs['confidence'], refined)
-            if use_confidence else f"no region classifier (mining mode "
+            lambda: dict(summary=self._write_label_maps(
+                unary, pairwise_cfg, pairwise['weights'], out_dirs)),
+            self._writing(f'the {maps} labels', out_dirs['refined']))
+
+    def _stage_confidence(self, step: int) -> dict:
+        """step_t/confidence: the region classifier on f_t's output (no
+        network when the mining mode needs none)."""
+        used = self.mining['mode'] in CLASSIFIER_MODES
+        cfg = self.stage_cfgs['confidence'] if used else None
+        unary_output = self.unary_output_dir(step)
+        return self._run_stage(
+            f'step_{step}/confidence', [cfg, self.superpixels, unary_output],
+            lambda: dict(weights=self._train_confidence(step)
+                         if used else None),
+            self._training('the region classifier', cfg, unary_output)
+            if used else f"no region classifier (mining mode "
             f"{self.mining['mode']!r})")
+
+    def _stage_mine(self, step: int, confidence: dict) -> None:
+        """step_t/mine: Y_t from f_t's output."""
+        out_dir = self.confident_labels_dir(step)
         self._run_stage(
             f'step_{step}/mine', [self.mining, confidence],
-            lambda: self._mine(confidence['weights'], refined,
-                               self.labels_dir(step + 1)),
-            self._writing(f"mined labels Y_{step + 1} (mode "
-                          f"{self.mining['mode']!r})",
-                          self.labels_dir(step + 1)))
+            lambda: self._mine(confidence['weights'],
+                               self.unary_output_dir(step), out_dir),
+            self._writing(f"mined labels Y_{step} (mode "
+                          f"{self.mining['mode']!r})", out_dir))
+
+    def _stage_evaluate(self, step: int, pairwise_cfg: Optional[dict],
+                        pairwise: dict) -> None:
+        """step_t/evaluate, then the step's console row and hooks."""
         record = self._run_stage(
             f'step_{step}/evaluate', [self.energy_samples],
             lambda: self._evaluate_step(step, pairwise_cfg,
@@ -327,14 +422,14 @@ class IterativeAffinityLoop(BaseLoop):
         model = self._load_model(self.stage_cfgs['cam']['model'],
                                  cam_weights)
         seed_cfg = {key: value for key, value in self.seeds.items()
-                    if key not in ('scales', 'flip')}
-        cam_options = {key: self.seeds[key] for key in ('scales', 'flip')
+                    if key not in CAM_OPTIONS}
+        cam_options = {key: self.seeds[key] for key in CAM_OPTIONS
                        if key in self.seeds}
-        summary = write_seeds(model, self.dataset, self.labels_dir(0),
-                              seed_cfg, **cam_options)
+        seeds_dir = self.confident_labels_dir(0)
+        summary = write_seeds(model, self.dataset, seeds_dir, seed_cfg,
+                              **cam_options)
         barrier()  # every rank's shard is written before it is evaluated
-        return dict(summary=summary,
-                    quality=self._label_quality(self.labels_dir(0)))
+        return dict(summary=summary, quality=self._label_quality(seeds_dir))
 
     @property
     def seeds_quality(self) -> Optional[dict]:
@@ -344,7 +439,7 @@ class IterativeAffinityLoop(BaseLoop):
         if record is None or record['state'] != 'done':
             return None
         if 'quality' not in record['outputs']:  # a manifest from before
-            return self._label_quality(self.labels_dir(0))
+            return self._label_quality(self.confident_labels_dir(0))
         return record['outputs']['quality']
 
     # ------------------------------------------------------ pairwise / refine
@@ -359,16 +454,16 @@ class IterativeAffinityLoop(BaseLoop):
         self._set_superpixels(cfg)
         return cfg
 
-    def _refine(self, unary_weights: str, pairwise_cfg: Optional[dict],
-                pairwise_weights: Optional[str], prefix: str) -> dict:
-        unary = self._load_model(self.stage_cfgs['unary']['model'],
-                                 unary_weights)
+    def _write_label_maps(self, unary: dict, pairwise_cfg: Optional[dict],
+                          pairwise_weights: Optional[str],
+                          out_dirs: dict) -> dict:
+        """f_t's output and/or the refined labels (``out_dirs``, see
+        :func:`~iaffinity_plugins.labels.refinement.write_label_maps`)."""
+        unary_net = self._load_model(self.stage_cfgs['unary']['model'],
+                                     unary['weights'])
         refiner = None if pairwise_cfg is None else self._load_model(
             pairwise_cfg['model'], pairwise_weights)
-        summary = write_refined_labels(unary, refiner, self.dataset,
-                                       osp.join(prefix, 'refined'),
-                                       osp.join(prefix, 'unary_labels'))
-        return dict(summary=summary)
+        return write_label_maps(unary_net, refiner, self.dataset, out_dirs)
 
     # ---------------------------------------------------------------- mining
     def _superpixel_cache(self) -> SuperpixelCache:
@@ -382,19 +477,19 @@ class IterativeAffinityLoop(BaseLoop):
                                                  'superpixels'),
                               **self.superpixels)
 
-    def _train_confidence(self, step: int, refined: str) -> str:
+    def _train_confidence(self, step: int) -> str:
         cfg = copy.deepcopy(self.stage_cfgs['confidence'])
         self._set_superpixels(cfg)
         return train_stage(cfg, self.runner.cfg,
-                           osp.join(self.work_dir, f'step_{step}',
-                                    'confidence'),
-                           f'step_{step}/confidence', refined)
+                           self.step_dir(step, 'confidence'),
+                           f'step_{step}/confidence',
+                           self.unary_output_dir(step))
 
-    def _mine(self, confidence_weights: Optional[str], refined: str,
+    def _mine(self, confidence_weights: Optional[str], label_dir: str,
               out_dir: str) -> dict:
         model = None if confidence_weights is None else self._load_model(
             self.stage_cfgs['confidence']['model'], confidence_weights)
-        summary = mine_labels(model, self.dataset, refined, out_dir,
+        summary = mine_labels(model, self.dataset, label_dir, out_dir,
                               self._superpixel_cache(),
                               ratio=self.mining['ratio'],
                               threshold=self.mining['threshold'],
@@ -409,24 +504,26 @@ class IterativeAffinityLoop(BaseLoop):
     # ------------------------------------------------------------ evaluation
     def _evaluate_step(self, step: int, pairwise_cfg: Optional[dict],
                        pairwise_weights: Optional[str]) -> dict:
-        """Table-5 metrics of the step's label maps, Table-7 energies."""
-        prefix = osp.join(self.work_dir, f'step_{step}')
-        quality = dict(seeds=self.seeds_quality, **{
-            name: self._label_quality(path) for name, path in (
-                ('unary', osp.join(prefix, 'unary_labels')),
-                ('refined', osp.join(prefix, 'refined')),
-                ('mined', self.labels_dir(step + 1)))
-        })
+        """Table-5 metrics of the step's label maps, Table-7 energies.
+
+        Step 0 has no mined labels (its Y_0 are the seeds): ``mined`` and
+        ``energy_mined`` are None.
+        """
+        mined = self.confident_labels_dir(step) if step > 0 else None
+        quality = dict(
+            seeds=self.seeds_quality,
+            unary=self._label_quality(self.unary_output_dir(step)),
+            refined=self._label_quality(self.refined_dir(step)),
+            mined=None if mined is None else self._label_quality(mined))
         energies = dict(energy_refined=None, energy_mined=None)
         if pairwise_cfg is not None:
             refiner = self._load_model(pairwise_cfg['model'],
                                        pairwise_weights)
-            energies = dict(
-                energy_refined=self._mean_energy(
-                    refiner, osp.join(prefix, 'refined')),
-                energy_mined=self._mean_energy(refiner,
-                                               self.labels_dir(step + 1)))
-        return dict(step=step + 1, quality=quality, **energies)
+            energies['energy_refined'] = self._mean_energy(
+                refiner, self.refined_dir(step))
+            if mined is not None:
+                energies['energy_mined'] = self._mean_energy(refiner, mined)
+        return dict(step=step, quality=quality, **energies)
 
     @cached_property
     def has_ground_truth(self) -> bool:

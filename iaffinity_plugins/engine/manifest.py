@@ -5,6 +5,13 @@ killed run restarts at the first unfinished stage. Each record keeps a hash of
 the stage's config and inputs: a finished stage whose config changed is
 reported (:class:`StageConfigChanged`) instead of mixing old outputs with a
 new config.
+
+The file carries a format ``version``. Version 2 records the EM loop's
+stages in the order of Algorithm 1 (the unary net f_t trains before Y_t is
+mined from its output). Version 1 (or no version) had each step refine, then
+train the region classifier and mine Y_{t+1}; a version-1 work dir that got
+past what both orders share (:data:`DIVERGED_STAGES`) is refused
+(:class:`OutdatedManifest`) rather than continued in another order.
 """
 import hashlib
 import json
@@ -13,9 +20,20 @@ from typing import Any, Dict, Optional
 
 from ..labels.label_io import atomic_write_bytes
 
+VERSION = 2
+# Per older version: stages that show its run went past what both orders
+# share (seeds, then step 0's unary, pairwise and refine). Version 1 ran
+# step 0's region classifier and mining next, or, with num_steps=0, the
+# final net right after the seeds.
+DIVERGED_STAGES = {1: ('step_0/confidence', 'step_0/mine', 'final/unary')}
+
 
 class StageConfigChanged(RuntimeError):
     """A finished stage would now run with a different config."""
+
+
+class OutdatedManifest(RuntimeError):
+    """A manifest records stages of an older stage order."""
 
 
 def config_hash(*parts: Any) -> str:
@@ -40,11 +58,29 @@ class Manifest:
         if osp.exists(path):
             try:
                 with open(path) as file:
-                    self.stages = json.load(file)['stages']
+                    content = json.load(file)
+                self.stages = content['stages']
+                version = content.get('version', 1)
             except (json.JSONDecodeError, KeyError, TypeError) as error:
                 raise RuntimeError(
                     f'{path} is not a valid iaffinity manifest ({error}); '
                     'move it away to start this work dir afresh') from error
+            self._refuse_diverged_stages(version)
+
+    def _refuse_diverged_stages(self, version: int) -> None:
+        """Raise :class:`OutdatedManifest` when a manifest of an older
+        version records stages run in its own order."""
+        diverged = [stage for stage in DIVERGED_STAGES.get(version, ())
+                    if stage in self.stages]
+        if diverged:
+            raise OutdatedManifest(
+                f'{self.path} was written by an older iaffinity (manifest '
+                f'version {version}, stages {diverged}): each EM step then '
+                'trained the region classifier and mined the next labels '
+                'after refining. The stages now follow Algorithm 1 (the '
+                'unary net trains before the labels are mined from its '
+                'output), so these stages cannot be reused. Use a new '
+                f'--work-dir (or move {self.path} away).')
 
     def is_done(self, stage: str, stage_hash: str) -> bool:
         """Whether ``stage`` finished with the same config.
@@ -85,5 +121,6 @@ class Manifest:
         """Write the manifest atomically (when writable)."""
         if not self.writable:
             return
-        text = json.dumps(dict(version=1, stages=self.stages), indent=2)
+        text = json.dumps(dict(version=VERSION, stages=self.stages),
+                          indent=2)
         atomic_write_bytes(self.path, text.encode())

@@ -10,8 +10,11 @@ exists)::
                 "energy_refined", "energy_mined"}],
      "final": {"miou"}}
 
-A run without EM steps (the fully supervised reference, ``ValReportHook``)
-has ``"steps": []``, null seeds and only the final val mIoU.
+Step 0 is the initialisation (f_0 and g_0 trained on the seeds Y_0): it has
+no mined labels, so its ``mined_*`` and ``energy_mined`` are null. Steps
+1 .. T mine Y_t from the unary output. A run without EM steps (the fully
+supervised reference, ``ValReportHook``) has ``"steps": []``, null seeds and
+only the final val mIoU.
 
 An ``"errors"`` list may follow: one row per label map (``"labels"``:
 ``"seeds"``, ``"step 1 unary"``, ...) with the percentages of
@@ -37,7 +40,7 @@ ERROR_COLUMNS = ('bg_as_fg', 'bg_unknown', 'fg_as_bg', 'fg_wrong_class',
 
 
 def _metric(quality: Optional[dict], key: str) -> Optional[float]:
-    return None if quality is None else quality[key]
+    return None if quality is None else _finite(quality[key])
 
 
 def build_report(records: Sequence[dict],
@@ -46,12 +49,12 @@ def build_report(records: Sequence[dict],
     """The report dict from the EM loop's step records and val metrics.
 
     Args:
-        records: One record per step, as written by the loop's evaluate
-            stage: ``step``, ``quality`` (label quality per label map name:
-            seeds, unary, refined, mined) and the two energies.
+        records: One record per step (0 .. T), as written by the loop's
+            evaluate stage: ``step``, ``quality`` (label quality per label
+            map name: seeds, unary, refined, mined; None where not measured,
+            e.g. mined at step 0) and the two energies.
         final: The val loop's metrics (``mIoU``) of the final unary net.
-        seeds: Label quality of the seeds, used when no step ran
-            (``num_steps=0``: seeds, then the final unary net).
+        seeds: Label quality of the seeds, used before a step finished.
     """
     if records:
         seeds = records[0]['quality']['seeds']
@@ -66,8 +69,8 @@ def build_report(records: Sequence[dict],
             mined_precision=_metric(quality['mined'], 'precision'),
             mined_labelled_fraction=_metric(quality['mined'],
                                             'labelled_fraction'),
-            energy_refined=record['energy_refined'],
-            energy_mined=record['energy_mined']))
+            energy_refined=_finite(record['energy_refined']),
+            energy_mined=_finite(record['energy_mined'])))
     return dict(
         seeds={key: _metric(seeds, key)
                for key in ('miou', 'precision', 'labelled_fraction')},
@@ -158,6 +161,9 @@ def report_markdown(report: dict) -> str:
         f"Seeds: mIoU {format_value(seeds['miou'])}, precision "
         f"{format_value(seeds['precision'])}, labelled "
         f"{format_value(seeds['labelled_fraction'])} %", '',
+        'Step 0: the unary net f_0 and pairwise net g_0 trained on the '
+        'seeds (no mined labels). Step t >= 1: Y_t mined from the output '
+        'of the unary net f_t, g_t trained on Y_t.', '',
         markdown_table(STEP_COLUMNS, [[step[key] for key in STEP_COLUMNS]
                                       for step in report['steps']]), '',
         f"Final unary net, val mIoU: "
@@ -200,14 +206,16 @@ def step_summary(step: dict, seeds: dict) -> str:
     def value(number) -> str:
         return format_value(_finite(number), 1)
 
+    mined = (f" | mined {value(step['mined_miou'])} (precision "
+             f"{value(step['mined_precision'])}, labelled "
+             f"{value(step['mined_labelled_fraction'])} %)")
+    energy_mined = f", mined {format_value(step['energy_mined'], 3)}"
+    if step['step'] == 0:  # the initialisation: no mined labels
+        mined = energy_mined = ''
     return (f"step {step['step']}: mIoU seeds {value(seeds['miou'])} | "
             f"unary {value(step['unary_miou'])} | refined "
-            f"{value(step['refined_miou'])} | mined "
-            f"{value(step['mined_miou'])} (precision "
-            f"{value(step['mined_precision'])}, labelled "
-            f"{value(step['mined_labelled_fraction'])} %) | energy refined "
-            f"{format_value(step['energy_refined'], 3)}, mined "
-            f"{format_value(step['energy_mined'], 3)}")
+            f"{value(step['refined_miou'])}{mined} | energy refined "
+            f"{format_value(step['energy_refined'], 3)}{energy_mined}")
 
 
 def save_figure(figure, path: str) -> None:
@@ -227,8 +235,9 @@ def plot_miou(report: dict, path: str) -> None:
 def miou_figure(report: dict):
     """mIoU per step of the unary, refined and mined labels.
 
-    Step 0 is the seeds: every curve starts from them (the mined precision
-    from the seeds' precision), and the x axis counts whole steps.
+    The seeds Y_0 are step 0's confident labels: the mined curves (mIoU and
+    precision) start from the seeds' values there, and the x axis counts
+    whole steps.
     """
     import matplotlib
     matplotlib.use('Agg')
@@ -236,21 +245,22 @@ def miou_figure(report: dict):
     from matplotlib.ticker import MaxNLocator
     figure, axis = plt.subplots(figsize=(6, 4))
     seeds = report['seeds']
-    steps = [0] + [step['step'] for step in report['steps']]
-    for key, label, start in (
-            ('unary_miou', 'unary', seeds['miou']),
-            ('refined_miou', 'refined', seeds['miou']),
+    steps = [step['step'] for step in report['steps']]
+    for key, label, at_step_0 in (
+            ('unary_miou', 'unary', None),
+            ('refined_miou', 'refined', None),
             ('mined_miou', 'mined', seeds['miou']),
             ('mined_precision', 'mined precision', seeds['precision'])):
-        values = [start] + [step[key] for step in report['steps']]
-        if report['steps'] and all(value is not None for value in values):
+        values = [at_step_0 if step['step'] == 0 and at_step_0 is not None
+                  else step[key] for step in report['steps']]
+        if steps and all(value is not None for value in values):
             axis.plot(steps, values, marker='o', label=label)
     if seeds['miou'] is not None:
         axis.plot([0], [seeds['miou']], marker='*', markersize=12,
                   color='black', linestyle='none', label='seeds')
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_xlim(-0.3, max(steps) + 0.3)
-    axis.set_xlabel('EM step (0: seeds)')
+    axis.set_xlim(-0.3, max(steps, default=0) + 0.3)
+    axis.set_xlabel('EM step (0: trained on the seeds)')
     axis.set_ylabel('on training images (%)')
     axis.legend()
     axis.grid(alpha=0.3)
@@ -275,10 +285,10 @@ def errors_figure(report: dict):
     """Where each label map's pixels go, as stacked bars.
 
     One bar per label map of ``report['errors']`` (seeds, then unary,
-    refined, mined per step) in each of two panels: the ground-truth object
-    pixels (right class, lost to the background, another class, unknown:
-    100 % in all) and the background pixels (spread into objects, unknown;
-    the rest is right).
+    refined and, from step 1, mined per step) in each of two panels: the
+    ground-truth object pixels (right class, lost to the background, another
+    class, unknown: 100 % in all) and the background pixels (spread into
+    objects, unknown; the rest is right).
     """
     rows = report['errors']
     import matplotlib

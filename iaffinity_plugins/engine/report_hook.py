@@ -90,7 +90,7 @@ class EMReportHook(Hook):
     the config (``LocalVisBackend``: ``<log dir>/vis_data/scalars.json``;
     ``TensorboardVisBackend``: TensorBoard event files): scalars
     ``seeds/<metric>`` at step 0, ``step/<column>`` and
-    ``errors/<labels>/<column>`` at each EM step.
+    ``errors/<labels>/<column>`` at each EM step (0 .. T).
 
     When the run ends, the console's last lines are :func:`run_summary`'s
     (timed from ``before_run``).
@@ -113,16 +113,17 @@ class EMReportHook(Hook):
     @master_only
     def after_em_step(self, runner, step: int, record: dict) -> None:
         report = self._write(runner, runner.train_loop.records, final=None)
-        self._visualize(runner, report, step + 1)
+        self._visualize(runner, report, step)
 
     @master_only
     def after_em_run(self, runner, records: List[dict],
                      final: Optional[dict]) -> None:
         report = self._write(runner, records, final)
         if report['final']['miou'] is not None:
+            # at the last EM step's x (step 0 when no step finished)
             runner.visualizer.add_scalars(
                 {'final/val_miou': report['final']['miou']},
-                step=len(records))
+                step=records[-1]['step'] if records else 0)
         self._announce_summary(runner, report)
 
     def _announce_summary(self, runner, report: dict) -> None:
@@ -150,7 +151,7 @@ class EMReportHook(Hook):
     def _visualize(self, runner, report: dict, step: int) -> None:
         """The step's numbers and the current figures to the visualiser."""
         visualizer = runner.visualizer
-        if step == 1:
+        if step == 0:
             visualizer.add_scalars(_numbers('seeds', report['seeds']),
                                    step=0)
         scalars = _numbers('step', report['steps'][-1])
@@ -176,16 +177,17 @@ class EMReportHook(Hook):
             return [osp.join(folder, info['img_id'] + '.png')
                     for info in infos]
 
-        columns = [('seeds', label_paths(loop.labels_dir(0)))]
+        columns = [('seeds', label_paths(loop.confident_labels_dir(0)))]
         for step in range(num_steps):
-            prefix = osp.join(runner.work_dir, f'step_{step}')
-            columns += [
-                (f'unary {step + 1}',
-                 label_paths(osp.join(prefix, 'unary_labels'))),
-                (f'refined {step + 1}',
-                 label_paths(osp.join(prefix, 'refined'))),
-                (f'mined {step + 1}', label_paths(loop.labels_dir(step + 1))),
-            ]
+            # In the order of the step: f_t's output, Y_t mined from it
+            # (from step 1), the refined labels.
+            columns.append((f'unary {step}',
+                            label_paths(loop.unary_output_dir(step))))
+            if step > 0:
+                columns.append((f'mined {step}', label_paths(
+                    loop.confident_labels_dir(step))))
+            columns.append((f'refined {step}',
+                            label_paths(loop.refined_dir(step))))
         columns.append(('ground truth',
                         [info.get('gt_seg_map_path') for info in infos]))
         plot_label_grid([info['img_path'] for info in infos], columns,

@@ -1,13 +1,24 @@
-"""Mining confident regions (paper Sec. 3.3).
+"""Mining confident regions (paper Sec. 3.3, Fig. 4).
 
 1. Proposal: a superpixel takes class c when more than 80 % of its pixels are
-   c in the current labels, else it is unknown (:func:`superpixel_majority`,
-   the ``'majority'`` miner).
-2. Confidence: a region classifier re-scores every proposed region; a region
-   is kept when its probability of the proposed class is > 0.7
-   (:func:`mine_confident_regions`).
+   c in the unary output, else it is unknown (:func:`superpixel_majority`,
+   the ``'majority'`` miner). These regions train the region classifier.
+2. Confidence: the region classifier scores regions, with its probabilities
+   restricted to background and the image's tags
+   (:func:`region_probabilities`), and a region is kept when its
+   probability is > 0.7. :data:`MINING_MODES`:
 
-:func:`mine_labels` runs both over a data set and writes the next label
+   - ``'relabel'`` (the paper: "we can re-predict each superpixel region",
+     so "some regions are corrected"): EVERY superpixel is scored and keeps
+     the classifier's argmax class when confident, whatever its proposed
+     class (:func:`relabel_regions`);
+   - ``'confirm'``: only the proposed regions are scored, and a region keeps
+     its proposed class when the classifier confirms it
+     (:func:`confirm_regions`);
+   - ``'majority'``: the proposal alone;
+   - ``'none'`` (the "no mining" ablation): the labels copied.
+
+:func:`mine_labels` runs them over a data set and writes the next label
 folder. Shapes: H x W image size, R regions (superpixels), K classes
 including background (index 0). Labels are uint8 with 255 = unknown.
 """
@@ -25,7 +36,9 @@ from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.plugins import hookimpl
 
-MINING_MODES = ('confidence', 'majority', 'none')
+MINING_MODES = ('relabel', 'confirm', 'majority', 'none')
+# The modes that score regions with the region classifier.
+CLASSIFIER_MODES = ('relabel', 'confirm')
 
 
 def region_majority(labels: torch.Tensor,
@@ -121,11 +134,44 @@ def labelled_regions(proposal: np.ndarray,
     return ids, region_class[ids]
 
 
-def mine_confident_regions(proposal: np.ndarray,
-                           superpixels: np.ndarray,
-                           region_probs: Union[np.ndarray, torch.Tensor],
-                           threshold: float = 0.7) -> np.ndarray:
-    """Keep the proposed regions the classifier confirms (paper Sec. 3.3).
+def check_mining_mode(mode: str, name: str = 'mining mode') -> None:
+    """Raise a ValueError naming the valid modes unless ``mode`` is one.
+
+    Args:
+        mode (str): The mode to check.
+        name (str): What the message calls it (e.g. the config key).
+    """
+    if mode not in MINING_MODES:
+        renamed = (" ('confidence' is now 'confirm'; 'relabel' is the "
+                   "paper's rule)" if mode == 'confidence' else '')
+        raise ValueError(f'unknown {name} {mode!r}; use one of '
+                         f'{MINING_MODES}{renamed}')
+
+
+def _paint_regions(superpixels: np.ndarray, ids: np.ndarray,
+                   classes: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 map: superpixels ``ids`` take ``classes``, others 255."""
+    region_class = np.full(int(superpixels.max()) + 1, IGNORE_INDEX,
+                           dtype=np.uint8)
+    region_class[ids] = classes
+    return region_class[superpixels]
+
+
+def _probabilities(region_probs: Union[np.ndarray, torch.Tensor],
+                   num_regions: int) -> np.ndarray:
+    """(R', K) probabilities as numpy, checked against the region count."""
+    probs = torch.as_tensor(region_probs).detach().cpu().numpy()
+    if probs.shape[0] != num_regions:
+        raise ValueError(f'region_probs has {probs.shape[0]} rows for '
+                         f'{num_regions} regions')
+    return probs
+
+
+def confirm_regions(proposal: np.ndarray,
+                    superpixels: np.ndarray,
+                    region_probs: Union[np.ndarray, torch.Tensor],
+                    threshold: float = 0.7) -> np.ndarray:
+    """Keep the proposed regions the classifier confirms (mode 'confirm').
 
     Args:
         proposal (np.ndarray): (H, W) uint8 region proposal (constant on each
@@ -141,15 +187,38 @@ def mine_confident_regions(proposal: np.ndarray,
         np.ndarray: (H, W) uint8 mined labels, 255 elsewhere.
     """
     ids, classes = labelled_regions(proposal, superpixels)
-    probs = torch.as_tensor(region_probs).detach().cpu().numpy()
-    if probs.shape[0] != len(ids):
-        raise ValueError(f'region_probs has {probs.shape[0]} rows but the '
-                         f'proposal labels {len(ids)} regions')
+    probs = _probabilities(region_probs, len(ids))
     keep = probs[np.arange(len(ids)), classes] > threshold
-    region_class = np.full(int(superpixels.max()) + 1, IGNORE_INDEX,
-                           dtype=np.uint8)
-    region_class[ids[keep]] = classes[keep]
-    return region_class[superpixels]
+    return _paint_regions(superpixels, ids[keep], classes[keep])
+
+
+def relabel_regions(superpixels: np.ndarray, region_ids: np.ndarray,
+                    region_probs: Union[np.ndarray, torch.Tensor],
+                    threshold: float = 0.7) -> np.ndarray:
+    """Regions take the classifier's class where it is confident (the
+    paper's rule, mode 'relabel').
+
+    The proposed class plays no part: a region proposed as the wrong class
+    is corrected, one the 80 % rule left unknown is labelled, when the
+    classifier is confident.
+
+    Args:
+        superpixels (np.ndarray): (H, W) integer superpixel ids >= 0.
+        region_ids (np.ndarray): (R',) ids of the scored regions.
+        region_probs (np.ndarray | Tensor): (R', K) their class
+            probabilities (untagged classes already 0, see
+            :func:`region_probabilities`).
+        threshold (float): A region takes its most probable class when that
+            probability is > threshold, else it is unknown.
+
+    Returns:
+        np.ndarray: (H, W) uint8 mined labels, 255 elsewhere.
+    """
+    probs = _probabilities(region_probs, len(region_ids))
+    classes = probs.argmax(1)
+    keep = probs[np.arange(len(region_ids)), classes] > threshold
+    return _paint_regions(superpixels, np.asarray(region_ids)[keep],
+                          classes[keep])
 
 
 def allowed_classes(tags: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
@@ -199,10 +268,15 @@ def _mine_one(model: Optional[torch.nn.Module], item: dict,
               labels: np.ndarray, superpixels: Optional[np.ndarray],
               ratio: float, threshold: float,
               mode: str) -> Tuple[np.ndarray, int, int]:
-    """Next labels of one image and (regions proposed, regions kept)."""
+    """Next labels of one image and (regions scored, regions kept)."""
     if mode == 'none':
         return labels, 0, 0
     allowed = allowed_classes(item['data_samples'].metainfo['tags'])
+    if mode == 'relabel':
+        ids = np.unique(superpixels).astype(np.int64)
+        probs = region_probabilities(model, item, superpixels, ids, allowed)
+        mined = relabel_regions(superpixels, ids, probs, threshold)
+        return mined, len(ids), len(labelled_regions(mined, superpixels)[0])
     # A region proposed as an untagged class is noise by construction:
     # map those classes to unknown with a lookup table over uint8 values.
     untagged_to_unknown = np.arange(256, dtype=np.uint8)
@@ -213,9 +287,8 @@ def _mine_one(model: Optional[torch.nn.Module], item: dict,
     if mode == 'majority' or len(ids) == 0:
         return proposal, len(ids), len(ids)
     probs = region_probabilities(model, item, superpixels, ids, allowed)
-    mined = mine_confident_regions(proposal, superpixels, probs, threshold)
-    kept = len(labelled_regions(mined, superpixels)[0])
-    return mined, len(ids), kept
+    mined = confirm_regions(proposal, superpixels, probs, threshold)
+    return mined, len(ids), len(labelled_regions(mined, superpixels)[0])
 
 
 def mine_labels(model: Optional[torch.nn.Module],
@@ -225,7 +298,7 @@ def mine_labels(model: Optional[torch.nn.Module],
                 superpixel_cache: SuperpixelCache,
                 ratio: float = 0.8,
                 threshold: float = 0.7,
-                mode: str = 'confidence',
+                mode: str = 'relabel',
                 progress: bool = True) -> Dict[str, Any]:
     """Mine the next label folder ``out_dir`` from the labels in ``label_dir``.
 
@@ -234,34 +307,38 @@ def mine_labels(model: Optional[torch.nn.Module],
     across distributed ranks (:mod:`.label_writer`).
 
     Args:
-        model (RegionClassifier | None): Needed for mode ``'confidence'``.
+        model (RegionClassifier | None): Needed for the
+            :data:`CLASSIFIER_MODES`, trained on the regions the 80 % rule
+            labels in ``label_dir``.
         dataset (BaseSegDataset): Items with ``inputs`` (3, H, W) uint8 BGR
             and ``data_samples`` whose metainfo has ``img_id`` and ``tags``;
             the pipeline must keep the original image size.
-        label_dir (str): Folder of ``<img_id>.png`` input labels.
+        label_dir (str): Folder of ``<img_id>.png`` input labels (the unary
+            output); mode ``'relabel'`` only checks them, its classes come
+            from the classifier.
         out_dir (str): Folder for the mined ``<img_id>.png``.
         superpixel_cache (SuperpixelCache): Superpixels of each image.
         ratio (float): Majority rule ratio (0.8 in the paper).
         threshold (float): Confidence threshold (0.7 in the paper).
-        mode (str): ``'confidence'`` (paper), ``'majority'`` (proposal only)
-            or ``'none'`` (the "no mining" ablation: labels copied).
+        mode (str): One of :data:`MINING_MODES` (see the module docstring).
         progress (bool): Show a tqdm progress bar.
 
     Returns:
         dict: ``images`` written, ``skipped`` (already there),
-        ``regions_proposed``, ``regions_kept``, ``empty_images`` (ids of
-        written all-unknown maps).
+        ``regions_scored`` (every superpixel for ``'relabel'``, the proposed
+        regions for ``'confirm'`` and ``'majority'``), ``regions_kept``
+        (labelled in the output), ``empty_images`` (ids of written
+        all-unknown maps).
     """
-    if mode not in MINING_MODES:
-        raise ValueError(f'unknown mining mode {mode!r}; use {MINING_MODES}')
-    if mode == 'confidence' and model is None:
-        raise ValueError("mining mode 'confidence' needs a region classifier")
+    check_mining_mode(mode)
+    if mode in CLASSIFIER_MODES and model is None:
+        raise ValueError(f'mining mode {mode!r} needs a region classifier')
     if model is not None:
         model.eval()
     os.makedirs(out_dir, exist_ok=True)
     num_classes = len(dataset.metainfo['classes'])
     pending, done = pending_images(dataset, out_dir)
-    summary = dict(images=0, skipped=done, regions_proposed=0,
+    summary = dict(images=0, skipped=done, regions_scored=0,
                    regions_kept=0, empty_images=[])
     for item, img_id in load_images(dataset, pending, progress,
                                     f'mining ({mode})'):
@@ -277,11 +354,11 @@ def mine_labels(model: Optional[torch.nn.Module],
         # The "no mining" ablation needs no superpixels.
         superpixels = None if mode == 'none' else superpixel_cache.get(
             img_id, rgb)
-        mined, proposed, kept = _mine_one(model, item, labels, superpixels,
-                                          ratio, threshold, mode)
+        mined, scored, kept = _mine_one(model, item, labels, superpixels,
+                                        ratio, threshold, mode)
         write_label(out_path, mined)
         summary['images'] += 1
-        summary['regions_proposed'] += proposed
+        summary['regions_scored'] += scored
         summary['regions_kept'] += kept
         if (mined == IGNORE_INDEX).all():
             summary['empty_images'].append(img_id)

@@ -1,8 +1,9 @@
 """E-step of Algorithm 1: refine the unary scores with the learned affinity.
 
 ``alpha_p = G alpha_u`` for every training image; the argmax of ``alpha_u``
-and of ``alpha_p`` (both restricted to the image's tags + background) are
-written as label maps.
+(the unary net's output) and of ``alpha_p`` (both restricted to the image's
+tags + background) are written as label maps, either or both
+(:func:`write_label_maps`).
 """
 import os
 import os.path as osp
@@ -23,8 +24,8 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
     """Unary and refined label maps of one dataset item.
 
     Args:
-        unary (nn.Module): The unary segmentor (used when ``refiner`` is None,
-            the "no pairwise" ablation).
+        unary (nn.Module): The unary segmentor (used on its own when
+            ``refiner`` is None: then the refined map is the unary one).
         refiner (nn.Module, optional): A ``FrozenUnaryRefiner`` (e.g.
             ``SPNRefiner``, ``AffinityRefiner``) holding the unary.
         item (dict): A dataset item with ``inputs`` (3, H, W) and
@@ -45,31 +46,47 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
     tags = torch.stack([
         torch.as_tensor(sample.metainfo['tags']) for sample in data_samples
     ]).to(refined_logits.device)
-    refined_logits = restrict_to_tags(refined_logits, tags)
-    return dict(unary=unary_probs[0].argmax(0).to(torch.uint8),
-                refined=refined_logits[0].argmax(0).to(torch.uint8))
+    # A refiner may hold an unrestricted unary: both maps only ever name
+    # background or a tagged class.
+    return {name: restrict_to_tags(scores, tags)[0].argmax(0).to(torch.uint8)
+            for name, scores in (('unary', unary_probs),
+                                 ('refined', refined_logits))}
 
 
-def write_refined_labels(unary: nn.Module, refiner: Optional[nn.Module],
-                         dataset, refined_dir: str, unary_dir: str,
-                         progress: bool = True) -> dict:
-    """Write ``<img_id>.png`` unary and refined labels for every image.
+def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
+                     dataset, out_dirs: Dict[str, str],
+                     progress: bool = True) -> dict:
+    """Write ``<img_id>.png`` maps of :func:`refine_image` for every image.
 
-    Resumable: an image whose refined label exists is skipped.
+    Args:
+        unary (nn.Module): The unary segmentor.
+        refiner (nn.Module, optional): The pairwise net holding it; None
+            when only unary labels are written, or without a pairwise net
+            (then the refined labels are the unary ones).
+        dataset: The images (an inference pipeline).
+        out_dirs (dict): Folder per map to write, ``'unary'`` and/or
+            ``'refined'``.
+        progress (bool): Show a progress bar.
+
+    Resumable: an image whose last map (``refined`` when written) exists is
+    skipped.
 
     Returns:
         dict: number of ``images`` written by this process.
     """
-    os.makedirs(refined_dir, exist_ok=True)
-    os.makedirs(unary_dir, exist_ok=True)
+    names = [name for name in ('unary', 'refined') if name in out_dirs]
+    if not names or set(out_dirs) - set(names):
+        raise ValueError(f"out_dirs must name 'unary' and/or 'refined', got "
+                         f'{sorted(out_dirs)}')
+    for name in names:
+        os.makedirs(out_dirs[name], exist_ok=True)
     written = 0
-    for item, img_id in images_to_write(dataset, refined_dir, progress,
-                                        desc='refine'):
+    for item, img_id in images_to_write(dataset, out_dirs[names[-1]],
+                                        progress, desc=' + '.join(names)):
         labels = refine_image(unary, refiner, item)
-        # The unary label first: the refined file marks the image as done.
-        write_label(osp.join(unary_dir, f'{img_id}.png'),
-                    labels['unary'].cpu().numpy())
-        write_label(osp.join(refined_dir, f'{img_id}.png'),
-                    labels['refined'].cpu().numpy())
+        # In this order: the last file marks the image as done.
+        for name in names:
+            write_label(osp.join(out_dirs[name], f'{img_id}.png'),
+                        labels[name].cpu().numpy())
         written += 1
     return dict(images=written)

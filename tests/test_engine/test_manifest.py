@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from iaffinity_plugins.engine.manifest import (Manifest, StageConfigChanged,
+from iaffinity_plugins.engine.manifest import (VERSION, Manifest,
+                                               OutdatedManifest,
+                                               StageConfigChanged,
                                                config_hash)
 
 
@@ -42,5 +44,40 @@ def test_corrupt_manifest_names_the_file(tmp_path):
 def test_written_manifest_is_valid_json(tmp_path):
     path = tmp_path / 'manifest.json'
     Manifest(str(path)).mark_done('x', 'h', metrics={'miou': 1.0})
-    assert json.loads(path.read_text())['stages']['x']['metrics'] == {
-        'miou': 1.0}
+    content = json.loads(path.read_text())
+    assert content['stages']['x']['metrics'] == {'miou': 1.0}
+    assert content['version'] == VERSION == 2
+
+
+def _old_manifest(path, stages):
+    done = dict(state='done', hash='h', outputs={}, metrics={})
+    path.write_text(json.dumps(dict(version=1, stages=dict.fromkeys(
+        stages, done))))
+
+
+@pytest.mark.parametrize('old_stage', ['step_0/confidence', 'step_0/mine',
+                                       'final/unary'])
+def test_manifest_of_the_old_stage_order_is_refused(tmp_path, old_stage):
+    """A version-1 work dir that trained the region classifier or mined
+    inside step 0 (refine -> confidence -> mine), or trained the final net
+    right after the seeds (num_steps=0), cannot go on in Algorithm 1's
+    order: the error names the manifest and asks for a new work dir."""
+    path = tmp_path / 'manifest.json'
+    step_0 = [] if old_stage == 'final/unary' else [
+        'step_0/unary', 'step_0/pairwise', 'step_0/refine']
+    _old_manifest(path, ['seeds/cam', 'seeds/labels', *step_0, old_stage])
+    with pytest.raises(OutdatedManifest) as error:
+        Manifest(str(path))
+    assert str(path) in str(error.value)
+    assert 'new --work-dir' in str(error.value) and old_stage in str(
+        error.value)
+
+
+def test_old_manifest_before_the_orders_differ_is_reused(tmp_path):
+    """Up to step 0's refine both orders run the same stages."""
+    path = tmp_path / 'manifest.json'
+    _old_manifest(path, ['seeds/cam', 'seeds/labels', 'step_0/unary'])
+    manifest = Manifest(str(path))
+    assert manifest.is_done('step_0/unary', 'h')
+    manifest.mark_running('step_0/pairwise', 'h2')
+    assert json.loads(path.read_text())['version'] == VERSION

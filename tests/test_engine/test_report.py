@@ -17,13 +17,14 @@ def _quality(miou):
     return dict(miou=miou, precision=miou + 10, labelled_fraction=50.0)
 
 
+# Step 0 (trained on the seeds) has no mined labels; step 1 has them.
 RECORDS = [
-    dict(step=1, quality=dict(seeds=_quality(30.0), unary=_quality(35.0),
-                              refined=_quality(40.0), mined=_quality(38.0)),
-         energy_refined=0.2, energy_mined=0.1),
-    dict(step=2, quality=dict(seeds=_quality(30.0), unary=_quality(42.0),
-                              refined=_quality(45.0), mined=None),
-         energy_refined=None, energy_mined=None),
+    dict(step=0, quality=dict(seeds=_quality(30.0), unary=_quality(35.0),
+                              refined=_quality(40.0), mined=None),
+         energy_refined=0.2, energy_mined=None),
+    dict(step=1, quality=dict(seeds=_quality(30.0), unary=_quality(42.0),
+                              refined=_quality(45.0), mined=_quality(38.0)),
+         energy_refined=0.15, energy_mined=0.1),
 ]
 
 
@@ -32,9 +33,18 @@ def test_report_schema():
     assert report['seeds'] == dict(miou=30.0, precision=40.0,
                                    labelled_fraction=50.0)
     assert [set(step) for step in report['steps']] == [set(STEP_COLUMNS)] * 2
-    assert report['steps'][0]['mined_precision'] == 48.0
-    assert report['steps'][1]['mined_miou'] is None
+    assert [step['step'] for step in report['steps']] == [0, 1]
+    assert report['steps'][1]['mined_precision'] == 48.0
+    assert report['steps'][0]['mined_miou'] is None
+    assert report['steps'][0]['energy_mined'] is None
     assert report['final'] == {'miou': 44.5}
+    # Y_t without a labelled pixel has no precision: null, never NaN (the
+    # JSON standard has no NaN).
+    empty = dict(_quality(0.0), precision=float('nan'))
+    report = build_report([dict(RECORDS[1], quality=dict(
+        RECORDS[1]['quality'], mined=empty))])
+    assert report['steps'][0]['mined_precision'] is None
+    assert 'NaN' not in json.dumps(report)
 
 
 def test_report_error_table_covers_every_measured_label_map(tmp_path):
@@ -48,16 +58,22 @@ def test_report_error_table_covers_every_measured_label_map(tmp_path):
         seeds=with_errors(_quality(30.0), 5.0),
         unary=with_errors(_quality(35.0), 6.0),
         refined=with_errors(_quality(40.0), 7.0),
-        mined=None))]
+        mined=None)), dict(RECORDS[1], quality=dict(
+            seeds=with_errors(_quality(30.0), 5.0),
+            unary=with_errors(_quality(42.0), 8.0),
+            refined=with_errors(_quality(45.0), 9.0),
+            mined=with_errors(_quality(38.0), 1.0)))]
     report = build_report(records)
     assert [row['labels'] for row in report['errors']] == [
-        'seeds', 'step 1 unary', 'step 1 refined']
-    assert [row['bg_as_fg'] for row in report['errors']] == [5.0, 6.0, 7.0]
+        'seeds', 'step 0 unary', 'step 0 refined', 'step 1 unary',
+        'step 1 refined', 'step 1 mined']
+    assert [row['bg_as_fg'] for row in report['errors']] == [
+        5.0, 6.0, 7.0, 8.0, 9.0, 1.0]
     assert report['errors'][0]['fg_right'] is None
     write_report(report, str(tmp_path))
     assert json.loads((tmp_path / 'report.json').read_text()) == report
     markdown = (tmp_path / 'report.md').read_text()
-    assert '| step 1 refined | 7.0 | 0.0 | 1.0 | 2.0 | 3.0 | - |' in markdown
+    assert '| step 0 refined | 7.0 | 0.0 | 1.0 | 2.0 | 3.0 | - |' in markdown
     # Records from before the breakdown existed give no table.
     assert build_report(RECORDS)['errors'] == []
     assert 'Where the pixels go' not in report_markdown(build_report(RECORDS))
@@ -80,9 +96,15 @@ def test_report_files(tmp_path):
     plot_miou(report, str(tmp_path / 'plot.png'))
     assert json.loads((tmp_path / 'report.json').read_text()) == report
     rows = list(csv.DictReader((tmp_path / 'report.csv').open()))
+    assert [row['step'] for row in rows] == ['0', '1']
     assert [row['refined_miou'] for row in rows] == ['40.0', '45.0']
+    # step 0 has no mined labels: empty cells in the csv, '-' in markdown
+    assert rows[0]['mined_miou'] == rows[0]['energy_mined'] == ''
+    assert rows[1]['mined_miou'] == '38.0'
     markdown = (tmp_path / 'report.md').read_text()
-    assert '| 1 | 35.00 | 40.00 | 38.00 |' in markdown
+    assert '| 0 | 35.00 | 40.00 | - | - | - | 0.20 | - |' in markdown
+    assert '| 1 | 42.00 | 45.00 | 38.00 | 48.00 | 50.00 | 0.15 | 0.10 |' \
+        in markdown
     assert (tmp_path / 'plot.png').read_bytes()[:4] == b'\x89PNG'
 
 
@@ -110,22 +132,32 @@ def _with_errors(quality, fg_as_bg):
     return dict(quality, errors=errors)
 
 
-ERROR_RECORDS = [dict(RECORDS[0], quality=dict(
-    seeds=_with_errors(_quality(30.0), 10.0),
-    unary=_with_errors(_quality(35.0), 12.0),
-    refined=_with_errors(_quality(40.0), 8.0),
-    mined=_with_errors(_quality(38.0), 5.0)))]
+ERROR_RECORDS = [
+    dict(RECORDS[0], quality=dict(
+        seeds=_with_errors(_quality(30.0), 10.0),
+        unary=_with_errors(_quality(35.0), 12.0),
+        refined=_with_errors(_quality(40.0), 8.0),
+        mined=None)),
+    dict(RECORDS[1], quality=dict(
+        seeds=_with_errors(_quality(30.0), 10.0),
+        unary=_with_errors(_quality(42.0), 9.0),
+        refined=_with_errors(_quality(45.0), 7.0),
+        mined=_with_errors(_quality(38.0), 5.0))),
+]
 
 
 def test_miou_plot_starts_at_the_seeds_with_whole_steps():
+    """Step 0's unary and refined are its own; the mined curves start at
+    the seeds (Y_0) there."""
     import matplotlib.pyplot as plt
-    figure = miou_figure(build_report(RECORDS[:1] + [dict(
-        RECORDS[1], quality=dict(RECORDS[1]['quality'],
-                                 mined=_quality(41.0)))]))
+    figure = miou_figure(build_report(RECORDS + [dict(
+        RECORDS[1], step=2, quality=dict(RECORDS[1]['quality'],
+                                         mined=_quality(41.0)))]))
     axis = figure.axes[0]
     lines = {line.get_label(): line for line in axis.get_lines()}
     assert list(lines['unary'].get_xdata()) == [0, 1, 2]
-    assert list(lines['unary'].get_ydata()) == [30.0, 35.0, 42.0]
+    assert list(lines['unary'].get_ydata()) == [35.0, 42.0, 42.0]
+    assert list(lines['mined'].get_ydata()) == [30.0, 38.0, 41.0]
     assert list(lines['mined precision'].get_ydata()) == [40.0, 48.0, 51.0]
     assert list(lines['seeds'].get_xdata()) == [0]
     figure.canvas.draw()
@@ -141,33 +173,40 @@ def test_error_plot_stacks_each_label_maps_pixels():
     figure = errors_figure(build_report(ERROR_RECORDS))
     objects, background = figure.axes
     labels = [tick.get_text() for tick in objects.get_xticklabels()]
-    assert labels == ['seeds', 'step 1 unary', 'step 1 refined',
-                      'step 1 mined']
+    assert labels == ['seeds', 'step 0 unary', 'step 0 refined',
+                      'step 1 unary', 'step 1 refined', 'step 1 mined']
     # Object pixels: right + lost + wrong class + unknown = 100 % per bar.
-    tops = np.zeros(4)
+    tops = np.zeros(6)
     for bar in objects.patches:
         tops[round(bar.get_x() + bar.get_width() / 2)] = max(
             tops[round(bar.get_x() + bar.get_width() / 2)],
             bar.get_y() + bar.get_height())
     np.testing.assert_allclose(tops, 100.0)
     heights = [bar.get_height() for bar in background.patches]
-    assert heights == [4.0] * 4 + [6.0] * 4
+    assert heights == [4.0] * 6 + [6.0] * 6
     plt.close(figure)
 
 
 def test_step_summary_is_the_table_5_row():
     report = build_report(RECORDS)
-    line = step_summary(report['steps'][0], report['seeds'])
-    assert line == ('step 1: mIoU seeds 30.0 | unary 35.0 | refined 40.0 | '
-                    'mined 38.0 (precision 48.0, labelled 50.0 %) | energy '
-                    'refined 0.200, mined 0.100')
-    assert 'mined - (precision -' in step_summary(report['steps'][1],
-                                                  report['seeds'])
+    # Step 0 trains on the seeds: no mined labels, no mined energy.
+    assert step_summary(report['steps'][0], report['seeds']) == (
+        'step 0: mIoU seeds 30.0 | unary 35.0 | refined 40.0 | energy '
+        'refined 0.200')
+    assert step_summary(report['steps'][1], report['seeds']) == (
+        'step 1: mIoU seeds 30.0 | unary 42.0 | refined 45.0 | mined 38.0 '
+        '(precision 48.0, labelled 50.0 %) | energy refined 0.150, mined '
+        '0.100')
+    # A later step without ground truth keeps its columns.
+    unmeasured = build_report([dict(RECORDS[1], quality=dict.fromkeys(
+        RECORDS[1]['quality']), energy_mined=None)])
+    assert 'mined - (precision -' in step_summary(unmeasured['steps'][0],
+                                                  unmeasured['seeds'])
 
 
 def _report_hook_run(tmp_path, backend: str):
-    """An EMReportHook after step 1 of ERROR_RECORDS, on a runner stand-in
-    whose visualiser has the one vis backend ``backend``."""
+    """An EMReportHook after steps 0 and 1 of ERROR_RECORDS, on a runner
+    stand-in whose visualiser has the one vis backend ``backend``."""
     from mmengine.logging import MMLogger
     from mmengine.visualization import Visualizer
 
@@ -175,7 +214,7 @@ def _report_hook_run(tmp_path, backend: str):
     visualizer = Visualizer(
         name=f'report_hook_{backend}', save_dir=str(tmp_path / 'log'),
         vis_backends=[dict(type=backend)])
-    loop = SimpleNamespace(records=ERROR_RECORDS,
+    loop = SimpleNamespace(records=[],
                            seeds_quality=ERROR_RECORDS[0]['quality']['seeds'],
                            manifest=Manifest(str(tmp_path / 'manifest.json')))
     runner = SimpleNamespace(work_dir=str(tmp_path), train_loop=loop,
@@ -184,7 +223,9 @@ def _report_hook_run(tmp_path, backend: str):
                                  f'report_hook_{backend}'))
     hook = EMReportHook(num_grid_images=0)
     hook._write_grid = lambda runner, num_steps: None
-    hook.after_em_step(runner, step=0, record=ERROR_RECORDS[0])
+    for record in ERROR_RECORDS:
+        loop.records.append(record)
+        hook.after_em_step(runner, step=record['step'], record=record)
     return runner, hook
 
 
@@ -200,12 +241,17 @@ def test_em_report_hook_sends_steps_to_the_visualizer(tmp_path):
     for row in rows:
         by_step.setdefault(row.pop('step'), {}).update(row)
     assert by_step[0]['seeds/miou'] == 30.0
-    assert by_step[1]['step/refined_miou'] == 40.0
+    assert by_step[0]['step/refined_miou'] == 40.0
+    assert 'step/energy_mined' not in by_step[0]
+    assert by_step[0]['errors/step_0_unary/fg_as_bg'] == 12.0
+    assert by_step[1]['step/refined_miou'] == 45.0
     assert by_step[1]['step/energy_mined'] == 0.1
     assert by_step[1]['errors/step_1_mined/fg_as_bg'] == 5.0
+    assert 'errors/step_0_unary/fg_as_bg' not in by_step[1]
     assert by_step[1]['final/val_miou'] == 33.0
     assert sorted(path.name for path in (vis_data / 'vis_image').iterdir()
-                  ) == ['report_errors_1.png', 'report_miou_1.png']
+                  ) == ['report_errors_0.png', 'report_errors_1.png',
+                        'report_miou_0.png', 'report_miou_1.png']
     for name in ('report_miou.png', 'report_errors.png'):
         assert (tmp_path / name).read_bytes()[:4] == b'\x89PNG'
 
@@ -221,5 +267,5 @@ def test_tensorboard_backend_gets_the_scalars(tmp_path):
     events.Reload()
     values = {event.step: event.value
               for event in events.Scalars('step/unary_miou')}
-    assert values == {1: 35.0}
+    assert values == {0: 35.0, 1: 42.0}
     assert 'report_miou' in events.Tags()['images']

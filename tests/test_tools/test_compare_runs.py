@@ -46,7 +46,7 @@ def test_table_and_plot(tmp_path, capsys):
     assert (out / 'comparison_miou.png').read_bytes()[:4] == b'\x89PNG'
     lines = markdown.splitlines()
     assert '| run | step | unary mIoU | refined mIoU |' in markdown
-    assert '| ours | 0 | - | - | 30.00 | 40.00 | 75.00 | - | - | - | - |' \
+    assert '| ours | seeds | - | - | 30.00 | 40.00 | 75.00 | - | - | - | - |' \
         in lines
     assert '| ours | 2 | 43.00 | 45.00 | 40.00 | 72.00 | 50.00 | 0.050 | ' \
         '0.025 | - | - |' in lines

@@ -1,12 +1,14 @@
 """tools/make_seeds.py and tools/mine_labels.py with ``--launcher pytorch``
 on 2 gloo processes (torchrun): every label written once, and the same
 labels as one process writes."""
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 from test_labels.test_seeds import (TINY_RESNET, make_seeds,
@@ -79,7 +81,7 @@ def mining_config(tmp_path) -> str:
                                optimizer=dict(type='SGD', lr=0.01)),
             train_cfg=dict(type='IterBasedTrainLoop', max_iters=2)),
         superpixels=dict(method='felzenszwalb', scale=20, min_size=5),
-        mining=dict(mode='confidence', ratio=0.8, threshold=0.0))
+        mining=dict(mode='relabel', ratio=0.8, threshold=0.0))
     path = str(tmp_path / 'mining_tiny_synthetic.py')
     cfg.dump(path)
     return path
@@ -106,3 +108,22 @@ def test_mining_on_two_processes_trains_with_ddp_and_writes_each_label_once(
     assert f'mined {NUM_IMAGES} images (0 already there)' in output
     assert sorted(os.listdir(tmp_path / 'mined')) == sorted(
         os.listdir(seeds))
+
+
+def test_an_old_configs_confidence_mode_fails_naming_the_modes(tmp_path):
+    """mining.mode='confidence' (renamed 'confirm'; the default is now the
+    paper's 'relabel') fails before the region classifier trains."""
+    spec = importlib.util.spec_from_file_location(
+        'mine_labels', REPO / 'tools' / 'mine_labels.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = Config.fromfile(mining_config(tmp_path))
+    cfg.train_cfg.mining.mode = 'confidence'
+    config = str(tmp_path / 'old_mode.py')
+    cfg.dump(config)
+    work_dir = tmp_path / 'work'
+    with pytest.raises(ValueError, match=r"'confidence'.*'relabel', "
+                       r"'confirm', 'majority', 'none'"):
+        tool.main([config, '--labels', str(tmp_path), '--out',
+                   str(tmp_path / 'mined'), '--work-dir', str(work_dir)])
+    assert not (work_dir / 'confidence').exists()

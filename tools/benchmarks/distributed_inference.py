@@ -47,7 +47,7 @@ from iaffinity_plugins.cli import (init_launcher, load_config,
                                    summed_over_ranks)
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
 from iaffinity_plugins.labels.mining import mine_labels
-from iaffinity_plugins.labels.refinement import write_refined_labels
+from iaffinity_plugins.labels.refinement import write_label_maps
 from iaffinity_plugins.labels.seeds import write_seeds
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.registry import DATASETS, MODELS
@@ -128,9 +128,10 @@ def worker(config: str, out_dir: str, threads: int) -> None:
     work = dict(
         seeds=lambda: write_seeds(cam, dataset, folder['seeds'], seeds,
                                   progress=False, **cam_options)['written'],
-        refine=lambda: write_refined_labels(
-            unary, refiner, dataset, folder['refined'],
-            folder['unary_labels'], progress=False)['images'],
+        refine=lambda: write_label_maps(
+            unary, refiner, dataset, dict(unary=folder['unary_labels'],
+                                          refined=folder['refined']),
+            progress=False)['images'],
         mine=lambda: mine_labels(
             classifier, dataset, folder['refined'], folder['mined'],
             SuperpixelCache(folder['superpixels'], **stages.superpixels),

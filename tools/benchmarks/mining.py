@@ -3,11 +3,13 @@
 ``python tools/benchmarks/mining.py [--repeats 3]``
 
 Prints a markdown table: superpixel images/s (Felzenszwalb, SLIC) and mining
-images/s (80 % proposal + region classifier of
-``configs/_base_/models/region_classifier.py``, random init) at 128 x 128
-and 500 x 375 on random smooth-noise images; then the precision / labelled
-fraction of mined labels versus their noisy input on a synthetic case whose
-ground truth follows the image colours (wrong-class discs painted in).
+images/s (mode 'relabel': the region classifier of
+``configs/_base_/models/region_classifier.py``, random init, scores every
+superpixel) at 128 x 128 and 500 x 375 on random smooth-noise images; then
+the precision / labelled fraction of mined labels versus their noisy input
+on a synthetic case whose ground truth follows the image colours
+(wrong-class discs painted in), for an oracle classifier under the modes
+'confirm' and 'relabel'.
 """
 import argparse
 import os.path as osp
@@ -22,9 +24,9 @@ from skimage.filters import gaussian
 
 from iaffinity_plugins.evaluation.label_metrics import (confusion_matrix,
                                                         label_quality)
-from iaffinity_plugins.labels.mining import (labelled_regions,
-                                             mine_confident_regions,
-                                             region_majority,
+from iaffinity_plugins.labels.mining import (confirm_regions,
+                                             labelled_regions,
+                                             region_majority, relabel_regions,
                                              superpixel_majority)
 from iaffinity_plugins.labels.superpixels import compute_superpixels
 from iaffinity_plugins.registry import MODELS
@@ -62,17 +64,17 @@ def build_classifier() -> torch.nn.Module:
 
 
 @torch.no_grad()
-def mine_one(model: torch.nn.Module, image: np.ndarray, labels: np.ndarray,
+def mine_one(model: torch.nn.Module, image: np.ndarray,
              superpixels: np.ndarray) -> np.ndarray:
-    """Proposal, classifier probabilities and the 0.7 filter of one image."""
-    proposal = superpixel_majority(labels, superpixels)
-    ids, _ = labelled_regions(proposal, superpixels)
+    """Classifier probabilities of every superpixel and the 0.7 rule of
+    mode 'relabel' on one image."""
+    ids = np.unique(superpixels).astype(np.int64)
     inputs = model.data_preprocessor(dict(inputs=[torch.from_numpy(
         image[..., ::-1].copy()).permute(2, 0, 1)]), False)['inputs']
     logits = model.region_logits(
         inputs, torch.from_numpy(superpixels.astype(np.int64))[None],
         [torch.from_numpy(ids)])[0]
-    return mine_confident_regions(proposal, superpixels, logits.softmax(1))
+    return relabel_regions(superpixels, ids, logits.softmax(1))
 
 
 def speed_rows(repeats: int) -> list:
@@ -82,11 +84,6 @@ def speed_rows(repeats: int) -> list:
     for height, width in SIZES:
         image = smooth_noise(rng, height, width)
         superpixels = compute_superpixels(image)
-        labels = rng.integers(0, NUM_CLASSES, (height, width)).astype(
-            np.uint8)
-        # Labels constant on superpixels, so most regions are proposed.
-        labels = labels.ravel()[np.unique(superpixels, return_index=True)[
-            1]][superpixels]
         rows.append(dict(
             size=f'{width}x{height}',
             regions=int(superpixels.max()) + 1,
@@ -94,8 +91,8 @@ def speed_rows(repeats: int) -> list:
                                     repeats),
             slic=per_second(lambda: compute_superpixels(image, 'slic'),
                             repeats),
-            mining=per_second(lambda: mine_one(model, image, labels,
-                                               superpixels), repeats)))
+            mining=per_second(lambda: mine_one(model, image, superpixels),
+                              repeats)))
     return rows
 
 
@@ -138,16 +135,21 @@ def oracle_probs(gt: np.ndarray, superpixels: np.ndarray,
 def quality_rows(images: int) -> Dict[str, dict]:
     rng = np.random.default_rng(1)
     confusions = {name: np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
-                  for name in ('input', 'majority', 'oracle confidence')}
+                  for name in ('input', 'majority', 'oracle confirm',
+                               'oracle relabel')}
     for _ in range(images):
         image, gt, labels = noisy_case(rng)
         superpixels = compute_superpixels(image)
         proposal = superpixel_majority(labels, superpixels)
         ids, _ = labelled_regions(proposal, superpixels)
-        mined = mine_confident_regions(proposal, superpixels,
-                                       oracle_probs(gt, superpixels, ids))
+        every = np.unique(superpixels).astype(np.int64)
+        confirmed = confirm_regions(proposal, superpixels,
+                                    oracle_probs(gt, superpixels, ids))
+        relabelled = relabel_regions(superpixels, every,
+                                     oracle_probs(gt, superpixels, every))
         for name, pred in (('input', labels), ('majority', proposal),
-                           ('oracle confidence', mined)):
+                           ('oracle confirm', confirmed),
+                           ('oracle relabel', relabelled)):
             confusions[name] += confusion_matrix(pred, gt, NUM_CLASSES)
     return {name: label_quality(c) for name, c in confusions.items()}
 

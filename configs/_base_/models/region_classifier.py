@@ -41,6 +41,7 @@ model = dict(
 # image; any method of the 'superpixel_method' plugins can be named.
 superpixels = dict(method='felzenszwalb', scale=100, sigma=0.8, min_size=20)
 # Confident-region mining: the 80 % proposal rule and the 0.7 confidence.
-# mode: 'confidence' (paper), 'majority' (proposal only) or 'none' (Table 6
-# "no mining": the refined labels are used as they are).
-mining = dict(ratio=0.8, threshold=0.7, mode='confidence')
+# mode: 'relabel' (paper: every superpixel re-predicted), 'confirm' (keep
+# the proposed regions the classifier confirms), 'majority' (proposal only)
+# or 'none' (Table 6 "no mining": the labels are used as they are).
+mining = dict(ratio=0.8, threshold=0.7, mode='relabel')
