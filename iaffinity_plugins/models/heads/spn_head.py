@@ -40,6 +40,14 @@ from torch import Tensor
 from iaffinity_plugins.registry import MODELS
 from ..ops.spn_scan import NUM_GATE_MAPS, spn_propagate
 
+# The gate conv starts small, so the untrained propagation is near the
+# identity (gates near 0). With the unary already agreeing with the labels,
+# such gates get almost no gradient from the CE (issue #22): a larger std,
+# e.g. ``--cfg-options train_cfg.pairwise.model.head.init_cfg.std=0.1``, or a
+# positive ``init_cfg.bias`` starts the propagation. The scan keeps
+# sum |g| <= 1 whatever the init (``normalize_gates``).
+GATE_INIT = dict(type='Normal', std=0.01, override=dict(name='conv_gates'))
+
 
 class ConvEncoder(nn.ModuleList):
     """The default guidance encoder, trained from random init: level i is a
@@ -194,8 +202,10 @@ class SPNHead(BaseModule):
             may be negative, so G alpha_u may leave the simplex a little).
         norm_cfg (dict): guidance net norm layer.
         eps (float): floor of the probabilities before the log.
-        init_cfg (dict, optional): mmengine init config; by default the gate
-            conv starts small so the untrained propagation is near identity.
+        init_cfg (dict, optional): mmengine init config, by default
+            :data:`GATE_INIT`. A dict without ``type``, such as the
+            ``dict(std=0.1)`` that ``--cfg-options ...head.init_cfg.std=0.1``
+            creates, only overrides keys of :data:`GATE_INIT`.
     """
 
     def __init__(self,
@@ -209,10 +219,9 @@ class SPNHead(BaseModule):
                  output: str = 'residual',
                  norm_cfg: dict = dict(type='BN'),
                  eps: float = 1e-6,
-                 init_cfg=dict(
-                     type='Normal',
-                     std=0.01,
-                     override=dict(name='conv_gates'))):
+                 init_cfg: Optional[dict] = GATE_INIT):
+        if isinstance(init_cfg, dict) and 'type' not in init_cfg:
+            init_cfg = {**GATE_INIT, **init_cfg}
         super().__init__(init_cfg)
         scan_channels = (num_classes if propagation_channels is None else
                          propagation_channels)

@@ -24,6 +24,10 @@ axis only, with three fused in-place ``addcmul_`` per step into one
 preallocated output; the backward is the reverse (adjoint) scan, so no
 autograd graph of L steps is kept and memory stays O(N C H W). Only the
 inputs and the output are saved.
+
+Each gate links a pixel to one neighbour (:data:`GATE_OFFSETS`);
+:func:`gate_affinity` reads the gates as pair affinities in [0, 1], for
+PSA's affinity loss on them.
 """
 from typing import Iterable, List, Tuple
 
@@ -34,6 +38,12 @@ DIRECTIONS = ('left_to_right', 'right_to_left', 'top_to_bottom',
               'bottom_to_top')
 NUM_NEIGHBOURS = 3
 NUM_GATE_MAPS = len(DIRECTIONS) * NUM_NEIGHBOURS  # 12 per gate group
+# (dy, dx) from a pixel to the neighbour whose propagated state h its gate
+# d * 3 + k weighs: the previous column (horizontal scans) or row (vertical
+# ones) at orthogonal offset k - 1, directions in the order of DIRECTIONS.
+GATE_OFFSETS: Tuple[Tuple[int, int], ...] = tuple(
+    [(k, -1) for k in (-1, 0, 1)] + [(k, 1) for k in (-1, 0, 1)] +
+    [(-1, k) for k in (-1, 0, 1)] + [(1, k) for k in (-1, 0, 1)])
 
 
 def _grouped(t: Tensor, groups: int) -> Tensor:
@@ -165,6 +175,37 @@ def normalize_gates(g1: Tensor, g2: Tensor,
         tuple[Tensor]: the normalised gates, same shapes.
     """
     return tuple(_normalize_neighbours(torch.stack((g1, g2, g3)), 0).unbind(0))
+
+
+def gate_affinity(gates: Tensor) -> Tensor:
+    """The affinity in [0, 1] of each gate's pixel pair (:data:`GATE_OFFSETS`).
+
+    Args:
+        gates (Tensor): (N, 12 * G, h, w) raw gates (:func:`spn_propagate`'s
+            layout).
+
+    Returns:
+        Tensor: (N * G, 12, h, w), image n's group g at row ``n * G + g``;
+        channel ``d * 3 + k`` is the affinity of pixel i and
+        ``i + GATE_OFFSETS[d * 3 + k]``.
+    """
+    n, maps, height, width = gates.shape
+    if maps % NUM_GATE_MAPS:
+        raise ValueError(f'gate_affinity: expected (N, {NUM_GATE_MAPS} * G, '
+                         f'h, w) gates, got {tuple(gates.shape)}')
+    per_group = gates.view(n, NUM_GATE_MAPS, -1, height, width).transpose(1, 2)
+    # The raw gate z_k itself, clamped: the scan weighs neighbour k by z_k
+    # unchanged whenever sum |z| <= 1 and only scales larger sums down
+    # (:func:`normalize_gates`, SPN's rule, not GSPN's sigmoid(z_k) / sum
+    # sigmoid(z)). So z_k = 1 alone makes h copy that neighbour's state (a
+    # full link), z_k = 0 is no link (the zero gates are the identity) and
+    # z_k < 0 a negative one, which no pair label asks for. A sigmoid would
+    # call an unlinked pair half linked (sigmoid(0) = 0.5); the normalised
+    # gate would cap each of three same-class neighbours at 1/3, so the loss
+    # inside a region could never reach 0. A positive pair whose gate is
+    # <= 0 gets no gradient of its own, but the 1x1 gate conv is shared by
+    # all pixels: the pairs above 0 pull its weights and bias up.
+    return per_group.reshape(-1, NUM_GATE_MAPS, height, width).clamp(0, 1)
 
 
 def _scan_batched(x: Tensor, gates: Tensor,

@@ -6,7 +6,8 @@ alpha_p = G alpha_u: the unary probabilities alpha_u are recomputed on the
 fly from the frozen unary segmentor (never stored: ~80 GB at VOC scale) and
 refined by :class:`~iaffinity_plugins.models.heads.SPNHead`. Trained with
 cross-entropy on the mined labels Y_t (255 ignored, eq. (7)) plus the
-superpixel smoothness loss on the gates (eq. (8)).
+superpixel smoothness loss on the gates (eq. (8)); optionally PSA's affinity
+loss on the gates' pixel pairs supervises the gates directly (issue #22).
 """
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -16,6 +17,8 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from iaffinity_plugins.registry import MODELS
+from ..losses.superpixel_smoothness_loss import resize_nearest_ids
+from ..ops.spn_scan import GATE_OFFSETS, gate_affinity
 from .frozen_unary import FrozenUnaryRefiner
 
 
@@ -36,6 +39,12 @@ class SPNRefiner(FrozenUnaryRefiner):
             called with ``ignore_index``.
         loss_smooth (dict, optional): :class:`SuperpixelSmoothnessLoss` on
             the gates; None is the "no L_s" ablation.
+        loss_affinity (dict, optional): PSA's :class:`AffinityLoss` on the
+            gates read as pair affinities (:func:`gate_affinity`), with the
+            labels at the gate size (nearest, as for L_s): both pixels of a
+            gate's pair of one class -> 1, of two classes -> 0, a pair
+            touching an unknown pixel or the border ignored. None (default):
+            no such loss.
         data_preprocessor (dict | nn.Module, optional): usually a
             ``SegDataPreProcessor``.
         restrict_to_tags (bool): zero the unary probabilities of classes
@@ -52,6 +61,7 @@ class SPNRefiner(FrozenUnaryRefiner):
                      type='CrossEntropyLoss', avg_non_ignore=True),
                  loss_smooth: Optional[dict] = dict(
                      type='SuperpixelSmoothnessLoss'),
+                 loss_affinity: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  restrict_to_tags: bool = True,
                  ignore_index: int = 255,
@@ -64,6 +74,8 @@ class SPNRefiner(FrozenUnaryRefiner):
         self.loss_decode = MODELS.build(loss_decode)
         self.loss_smooth = (MODELS.build(loss_smooth)
                             if loss_smooth is not None else None)
+        self.loss_affinity = (MODELS.build(loss_affinity)
+                              if loss_affinity is not None else None)
 
     def refine(self, inputs: Tensor,
                unary_probs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -89,7 +101,8 @@ class SPNRefiner(FrozenUnaryRefiner):
 
     def loss(self, inputs: Tensor,
              data_samples: List[SegDataSample]) -> Dict[str, Tensor]:
-        """CE on ``gt_sem_seg`` (+ L_s on the gates with ``gt_superpixels``)."""
+        """CE on ``gt_sem_seg`` (+ L_s on the gates with ``gt_superpixels``,
+        + the affinity loss on the gates against ``gt_sem_seg``)."""
         logits, gates = self.refine(inputs,
                                     self.unary_probs(inputs, data_samples))
         labels = self._labels(data_samples)
@@ -101,7 +114,34 @@ class SPNRefiner(FrozenUnaryRefiner):
         if self.loss_smooth is not None:
             losses[self.loss_smooth.loss_name] = self.loss_smooth(
                 gates, self._superpixels(data_samples))
+        if self.loss_affinity is not None:
+            losses[self.loss_affinity.loss_name] = self.gate_affinity_loss(
+                gates, labels)
         return losses
+
+    def gate_affinity_loss(self, gates: Tensor, labels: Tensor) -> Tensor:
+        """``loss_affinity`` on the gates' pairs.
+
+        Why: the CE reaches a gate only through dL/dh (h_prev - x), ~0
+        while the propagation is near the identity and the unary already
+        agrees with the labels, so the gates barely train (issue #22); this
+        loss reaches them whatever the propagation does.
+
+        Args:
+            gates (Tensor): (N, 12 G, h, w) raw gates.
+            labels (Tensor): (N, H, W) integer labels, ``ignore_index`` =
+                unknown.
+
+        Returns:
+            Tensor: Scalar; the pairs of every gate group count alike.
+        """
+        affinity = gate_affinity(gates)  # (N G, 12, h, w)
+        groups = affinity.shape[0] // gates.shape[0]
+        labels = resize_nearest_ids(labels, gates.shape[2:])
+        return self.loss_affinity(affinity,
+                                  labels.repeat_interleave(groups, 0),
+                                  GATE_OFFSETS,
+                                  ignore_index=self.ignore_index)
 
     @staticmethod
     def _superpixels(data_samples: List[SegDataSample]) -> Tensor:

@@ -4,6 +4,8 @@ import torch
 
 import iaffinity_plugins.compat  # noqa: F401
 from iaffinity_plugins.models.ops.spn_scan import (DIRECTIONS,
+                                                   GATE_OFFSETS,
+                                                   gate_affinity,
                                                    normalize_gates,
                                                    spn_propagate, spn_scan)
 
@@ -139,6 +141,36 @@ def test_normalize_gates_gradcheck():
     g[:, :3] *= 0.2  # sum < 1: identity branch
     assert torch.autograd.gradcheck(normalize_gates,
                                     [t.requires_grad_() for t in g.clone()])
+
+
+@pytest.mark.parametrize('direction', DIRECTIONS)
+@pytest.mark.parametrize('k', [0, 1, 2])
+def test_gate_offsets_name_the_neighbour_each_gate_weighs(direction, k):
+    """A single gate of 1 at the centre (all others 0): the scan copies
+    there the state of the pixel at that gate's offset, which is its x."""
+    x = torch.randn(1, 1, 3, 3)
+    gates = [torch.zeros(1, 1, 3, 3) for _ in range(3)]
+    gates[k][0, 0, 1, 1] = 1.0
+    dy, dx = GATE_OFFSETS[DIRECTIONS.index(direction) * 3 + k]
+    h = spn_scan(x, *gates, direction)
+    assert h[0, 0, 1, 1] == x[0, 0, 1 + dy, 1 + dx]
+
+
+def test_gate_affinity_layout_and_range():
+    # channel (d * 3 + k) * G + group, G = 2
+    gates = torch.arange(2 * 24 * 2, dtype=torch.float32).view(2, 24, 1, 2)
+    gates = (gates - 40) / 20
+    affinity = gate_affinity(gates)
+    assert affinity.shape == (4, 12, 1, 2)
+    for n in range(2):
+        for group in range(2):
+            for channel in range(12):
+                torch.testing.assert_close(
+                    affinity[n * 2 + group, channel],
+                    gates[n, channel * 2 + group].clamp(0, 1))
+    assert affinity.min() == 0 and affinity.max() == 1
+    with pytest.raises(ValueError, match='12'):
+        gate_affinity(torch.zeros(1, 11, 2, 2))
 
 
 def reference_propagate(x, gates, merge):

@@ -1,4 +1,6 @@
 """Tests of the SPN refiner: frozen unary + trainable SPN head."""
+import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -7,6 +9,8 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 import iaffinity_plugins  # noqa: F401
+from iaffinity_plugins.models.losses.affinity_loss import affinity_pair_labels
+from iaffinity_plugins.models.ops.spn_scan import GATE_OFFSETS, gate_affinity
 from iaffinity_plugins.registry import MODELS
 
 K = 4
@@ -189,3 +193,95 @@ def test_train_step_updates_only_the_head():
                if k.startswith('unary.'))
     assert any(not torch.equal(after[k], v) for k, v in before.items()
                if k.startswith('head.'))
+
+
+# Gate channel (d * 3 + k) * G + group; GATE_OFFSETS[1] = (0, -1) (left to
+# right, neighbour k = 1: the pixel on the left), GATE_OFFSETS[4] = (0, 1),
+# GATE_OFFSETS[7] = (-1, 0) (top to bottom: the pixel above),
+# GATE_OFFSETS[10] = (1, 0).
+def test_gate_affinity_loss_by_hand():
+    """A one-row map [0, 1]: only two gates have a partner inside it, both
+    across the classes (negative pairs); every other gate is ignored."""
+    refiner = make_refiner(
+        head=PURE_HEAD, loss_affinity=dict(type='AffinityLoss'))
+    gates = torch.rand(1, 12, 1, 2) * 3 - 1  # ignored values everywhere
+    gates[0, 1, 0, 1] = 0.5  # pixel 1 -> its left partner, class 0
+    gates[0, 4, 0, 0] = 0.25  # pixel 0 -> its right partner, class 1
+    labels = torch.tensor([[[0, 1]]])
+    expected = (-math.log(1 - 0.5) - math.log(1 - 0.25)) / 2 / 2
+    assert refiner.gate_affinity_loss(gates, labels).item() == \
+        pytest.approx(expected, abs=1e-4)  # eps = 1e-5 inside the logs
+    # a one-column map [1, 1]: two foreground pairs; a gate above 1 is a
+    # full link (affinity 1, no loss)
+    gates = torch.rand(1, 12, 2, 1) * 3 - 1
+    gates[0, 7, 1, 0] = 0.5  # pixel below -> the one above
+    gates[0, 10, 0, 0] = 3.0  # pixel above -> the one below
+    expected = (-math.log(0.5) - math.log(1.0)) / 2 / 4
+    assert refiner.gate_affinity_loss(gates, torch.tensor([[[1], [1]]])
+                                      ).item() == pytest.approx(expected,
+                                                                abs=1e-4)
+    # an unknown pixel ignores its pairs: no known pair, no loss
+    assert refiner.gate_affinity_loss(
+        gates, torch.tensor([[[1], [255]]])).item() == 0
+
+
+def test_gate_affinity_loss_per_group_and_at_the_gate_size():
+    """Two gate groups count as pairs of their own; labels at input size are
+    taken by nearest at the gate size."""
+    head = dict(PURE_HEAD, num_classes=4, num_gate_groups=2)
+    refiner = make_refiner(
+        head=head, loss_affinity=dict(type='AffinityLoss'))
+    gates = torch.zeros(1, 24, 1, 2)  # group 1: affinity 0 everywhere
+    gates[0, 1 * 2, 0, 1] = 0.5
+    gates[0, 4 * 2, 0, 0] = 0.25
+    labels = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1]]])  # (1, 2, 4)
+    expected = (-math.log(0.5) - math.log(0.75) - 0 - 0) / 4 / 2
+    assert refiner.gate_affinity_loss(gates, labels).item() == \
+        pytest.approx(expected, abs=1e-4)  # eps = 1e-5 inside the logs
+
+
+def test_gate_affinity_loss_trains_the_gates():
+    refiner = make_refiner(
+        head=PURE_HEAD,
+        loss_affinity=dict(type='AffinityLoss', loss_weight=0.5,
+                           loss_name='loss_gates'))
+    refiner.train()
+    samples = make_samples(2, (16, 20))
+    losses = refiner(torch.randn(2, 3, 16, 20), samples, mode='loss')
+    assert set(losses) == {'loss_ce', 'loss_smooth', 'loss_gates'}
+    losses['loss_gates'].backward()
+    assert refiner.head.conv_gates.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in refiner.head.guidance.parameters() if p.ndim > 1)
+    assert all(p.grad is None for p in refiner.unary.parameters())
+
+
+def test_gate_affinity_loss_alone_links_regions_and_cuts_boundaries():
+    """Two flat colour halves labelled 0 | 1: a few steps on the affinity
+    loss alone raise the gates inside the halves, lower those across."""
+    refiner = make_refiner(
+        head=PURE_HEAD, loss_affinity=dict(type='AffinityLoss'))
+    refiner.train()
+    image = torch.zeros(1, 3, 16, 16)
+    image[:, 0, :, :8] = 1.0
+    image[:, 2, :, 8:] = 1.0
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)  # at the gate size
+    labels[:, :, 4:] = 1
+    optimizer = torch.optim.Adam(refiner.head.parameters(), lr=1e-2)
+    pairs = affinity_pair_labels(labels, GATE_OFFSETS)
+    within = pairs['fg'] | pairs['bg']
+
+    def affinities():
+        gates = refiner.head.gates(image)
+        return gate_affinity(gates), refiner.gate_affinity_loss(gates,
+                                                                labels)
+
+    start, first_loss = affinities()
+    for _ in range(30):
+        optimizer.zero_grad()
+        affinities()[1].backward()
+        optimizer.step()
+    end, last_loss = affinities()
+    assert last_loss < first_loss / 2
+    assert end[within].mean() > start[within].mean() + 0.2
+    assert end[pairs['neg']].mean() < 0.1
