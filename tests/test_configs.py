@@ -22,7 +22,8 @@ CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')) +
 # Plain mmengine trainings (no EM loop): CAM classifiers and the fully
 # supervised references.
 NON_EM = ('cam_', 'fully_supervised_')
-BASES = dict(synthetic='synthetic_demo.py', vgg16_voc='deeplab_vgg16_voc.py')
+BASES = dict(synthetic='synthetic_demo.py', vgg16_voc='deeplab_vgg16_voc.py',
+             photo='photo_demo.py')
 REGISTRIES = (registry.MODELS, registry.DATASETS, registry.TRANSFORMS,
               registry.LOOPS, registry.HOOKS, registry.METRICS,
               OPTIM_WRAPPERS, OPTIMIZERS, PARAM_SCHEDULERS, VISBACKENDS,
@@ -81,7 +82,11 @@ ABLATIONS = dict(
          ('pairwise', 'mining.mode')),
     no_mining=(lambda loop: loop['mining']['mode'] == 'none',
                ('mining.mode', )),
-    no_pairwise=(lambda loop: loop['pairwise'] is None, ('pairwise', )),
+    # without G the refined labels are f_t's own output: f_{t+1} trains on
+    # the mined Y_t instead
+    no_pairwise=(lambda loop: loop['pairwise'] is None and
+                 loop['unary_labels'] == 'mined',
+                 ('pairwise', 'unary_labels')),
     no_smoothness=(
         lambda loop: loop['pairwise']['model']['loss_smooth'] is None and
         loop['pairwise']['model']['type'] == 'SPNRefiner',

@@ -75,11 +75,16 @@ unary_model = dict(
     backbone=_base_.lite0_unary_backbone,
     decode_head=dict(_base_.unary_head, in_channels=320,
                      dilations=(1, 2, 4)))
+# Gates that propagate from the first iteration (conv init std 0.1, not
+# 0.01) with a step that lets them move (lr 5e-3 below): near G = I the
+# gates get almost no gradient (docs/benchmarks.md, the pairwise net).
 pairwise_model = dict(
     _base_.pairwise_model,
     data_preprocessor=data_preprocessor,
     head=dict(_base_.spn_head, channels=None,
-              encoder=_base_.lite0_guidance_encoder))
+              encoder=_base_.lite0_guidance_encoder,
+              init_cfg=dict(type='Normal', std=0.1,
+                            override=dict(name='conv_gates'))))
 confidence_model = dict(
     _base_.confidence_model,
     data_preprocessor=data_preprocessor,
@@ -126,11 +131,11 @@ train_cfg = dict(
     num_steps=2,
     cam=dict(model=cam_model, pipeline=cam_pipeline, **schedule(800, 5e-4)),
     unary=dict(model=unary_model, pipeline=unary_pipeline,
-               **schedule(600, 5e-4)),
+               **schedule(300, 5e-4)),
     pairwise=dict(model=pairwise_model, pipeline=superpixel_pipeline,
-                  **schedule(200, 5e-4)),
+                  **schedule(200, 5e-3)),
     confidence=dict(model=confidence_model, pipeline=superpixel_pipeline,
-                    **schedule(200, 5e-4)),
+                    **schedule(150, 5e-4)),
     # Pretrained CAMs are broad: read at their native resolution (stride 16
     # on 128 px crops: 8 x 8 cells) nearly every pixel becomes an object
     # (docs/benchmarks.md, seeds on photographs). Read at 2-3x the short

@@ -4,4 +4,4 @@
 #   python tools/train.py configs/iaffinity/ablations/no_pairwise_vgg16_voc.py
 _base_ = ['../deeplab_vgg16_voc.py']
 
-train_cfg = dict(pairwise=None)
+train_cfg = dict(pairwise=None, unary_labels='mined')
