@@ -172,3 +172,23 @@ def test_lite0_configs_swap_only_the_networks(data):
         assert ours == theirs, stage
     # ... and nothing else of the loop (schedules, pipelines, mining)
     assert lite['train_cfg'] == vgg['train_cfg']
+
+
+def test_photo_demo_is_the_own_data_recipe_with_its_data():
+    """photo_demo.py sets only the data: everything else resolves as in
+    deeplab_lite0_custom.py, so whatever the demo gains a user's photographs
+    get too."""
+    photo = Config.fromfile(osp.join(CONFIG_DIR, 'photo_demo.py')).to_dict()
+    custom = Config.fromfile(osp.join(CONFIG_DIR,
+                                      'deeplab_lite0_custom.py')).to_dict()
+    data_keys = ('data_root', 'photo_demo', 'train_dataloader',
+                 'val_dataloader', 'test_dataloader')
+    assert {k: v for k, v in photo.items() if k not in data_keys} == \
+        {k: v for k, v in custom.items() if k not in data_keys}
+    for split in ('train', 'val', 'test'):
+        loader, base = photo[f'{split}_dataloader'], custom[
+            f'{split}_dataloader']
+        assert loader['dataset']['type'] == 'PhotoDemoDataset'
+        assert {k: v for k, v in loader.items() if k != 'dataset'} == \
+            {k: v for k, v in base.items() if k != 'dataset'}
+        assert loader['dataset']['pipeline'] == base['dataset']['pipeline']

@@ -14,7 +14,7 @@ import pytest
 from mmengine.config import Config
 
 from iaffinity_plugins.cli import config_dicts, replace_data_root
-from iaffinity_plugins.datasets.synthetic import make_synthetic_dataset
+from iaffinity_plugins.datasets.photo_demo import make_photo_demo
 from iaffinity_plugins.engine.em_loop import IterativeAffinityLoop
 from iaffinity_plugins.engine.manifest import OutdatedManifest
 
@@ -61,12 +61,12 @@ def _tiny_config(tmp_path, iters: int = 8, num_steps: int = 2,
 
 
 def test_own_data_config_runs_on_a_voc_folder_without_tags(tmp_path):
-    """deeplab_lite0_custom.py (pretrained lite0 everywhere) on a
-    fabricated VOC-layout folder with masks and no tags.txt: tags come from
-    the masks, every stage runs, the labels are evaluated."""
-    data = make_synthetic_dataset(str(tmp_path / 'data'), **TINY_DATA)
-    os.remove(osp.join(data, 'tags.txt'))
-    os.remove(osp.join(data, 'synthetic.json'))
+    """deeplab_lite0_custom.py (pretrained lite0 everywhere) on a tiny
+    generated photo set (VOC layout with masks and no tags.txt, as a user's
+    photographs): tags come from the masks, every stage runs, the labels are
+    evaluated."""
+    make_photo_demo(str(tmp_path / 'data'), num_train=10, num_val=3,
+                    min_size=64, max_size=80, max_objects=2, seed=3)
     config = _tiny_config(tmp_path, iters=2, num_steps=1, config=CUSTOM)
     process = _train(config)
     output, _ = process.communicate(timeout=900)
