@@ -108,7 +108,8 @@ train_dataloader = dict(
 # VOC configs keep its schedules); these small networks start from random
 # init, where AdamW converges in the thousand or so iterations a CPU demo
 # has. The unary net needs about 1,500 of them to learn beyond its seeds;
-# with that, two EM steps and the final net fill the 20-minute budget on 2
+# with that, the initialisation (step 0: f_0, g_0 on the seeds), one EM
+# step (f_1, mining, g_1) and the final net fill the 20-minute budget on 2
 # cores (docs/benchmarks.md).
 def poly(iters):
     return [dict(type='PolyLR', power=0.9, begin=0, end=iters,
@@ -121,7 +122,7 @@ def adamw(lr):
 
 
 train_cfg = dict(
-    num_steps=2,
+    num_steps=1,
     cam=dict(
         model=cam_model,
         pipeline=cam_pipeline,
