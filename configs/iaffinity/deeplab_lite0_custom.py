@@ -76,8 +76,9 @@ unary_model = dict(
     decode_head=dict(_base_.unary_head, in_channels=320,
                      dilations=(1, 2, 4)))
 # Gates that propagate from the first iteration (conv init std 0.1, not
-# 0.01) with a step that lets them move (lr 5e-3 below): near G = I the
-# gates get almost no gradient (docs/benchmarks.md, the pairwise net).
+# 0.01) with a step that lets them move (lr 1e-2 below; 5e-3 and 2e-2
+# gained less): near G = I the gates get almost no gradient
+# (docs/benchmarks.md, the pairwise net on step 1).
 pairwise_model = dict(
     _base_.pairwise_model,
     data_preprocessor=data_preprocessor,
@@ -133,7 +134,7 @@ train_cfg = dict(
     unary=dict(model=unary_model, pipeline=unary_pipeline,
                **schedule(300, 5e-4)),
     pairwise=dict(model=pairwise_model, pipeline=superpixel_pipeline,
-                  **schedule(200, 5e-3)),
+                  **schedule(200, 1e-2)),
     confidence=dict(model=confidence_model, pipeline=superpixel_pipeline,
                     **schedule(150, 5e-4)),
     # Pretrained CAMs are broad: read at their native resolution (stride 16
