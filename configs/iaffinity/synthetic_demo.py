@@ -108,9 +108,8 @@ train_dataloader = dict(
 # VOC configs keep its schedules); these small networks start from random
 # init, where AdamW converges in the thousand or so iterations a CPU demo
 # has. The unary net needs about 1,500 of them to learn beyond its seeds;
-# with that, the initialisation (step 0: f_0, g_0 on the seeds), one EM
-# step (f_1, mining, g_1) and the final net fill the 20-minute budget on 2
-# cores (docs/benchmarks.md).
+# with that, steps 0 and 1 (f_t, mining, g_t) and the final net fill the
+# 20-minute budget on 2 cores (docs/benchmarks.md).
 def poly(iters):
     return [dict(type='PolyLR', power=0.9, begin=0, end=iters,
                  by_epoch=False, eta_min=0.0)]

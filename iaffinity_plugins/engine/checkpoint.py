@@ -4,10 +4,14 @@ Checkpoints load with ``weights_only=True`` (mmengine's loader on torch >= 2.6,
 with the allow-list of :mod:`iaffinity_plugins.compat`); a checkpoint that
 does not match the model is refused with the keys that differ.
 """
+import copy
 import os.path as osp
+from typing import Union
 
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from ..registry import MODELS
 
 SHOWN_KEYS = 5
 
@@ -43,3 +47,16 @@ def load_checkpoint_strict(model: torch.nn.Module, checkpoint: str) -> None:
         raise RuntimeError(f'checkpoint {checkpoint} does not match the '
                            f'config\'s model: {details}')
     model.load_state_dict(state, strict=True)
+
+
+def load_model(model_cfg: dict, weights: str,
+               device: Union[str, torch.device]) -> torch.nn.Module:
+    """Build a model from its config (not changed) and load a stage's final
+    weights strictly (:func:`load_checkpoint_strict`).
+
+    Returns:
+        torch.nn.Module: The model on ``device``, in eval mode.
+    """
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    load_checkpoint_strict(model, weights)
+    return model.to(device).eval()

@@ -3,25 +3,27 @@
 Stage order (each stage is skipped when ``manifest.json`` records it done)::
 
     seeds/cam            train the CAM classifier on image tags
-    seeds/labels         Y_0 = seeds from multi-scale CAMs -> step_0/seeds
-    step 0, Algorithm 1's "Initialize" (f_0 and g_0 on Y_0):
-      step_0/unary         train the unary net f_0 on Y_0
-      step_0/pairwise      train the pairwise net g_0 on Y_0 (skipped when
-                           ``pairwise=None``: the "no pairwise" ablation)
-      step_0/refine        alpha_0^u, and alpha_0^p = G_0 alpha_0^u
-                           -> step_0/unary_labels, step_0/refined
-      step_0/evaluate      Table-5 metrics, the Table-7 energy of refined
-    for t in 1 .. num_steps, the M-step then the E-step:
-      step_t/unary         train f_t on alpha_{t-1}^p (step_{t-1}/refined)
+    seeds/labels         the seeds (the paper's Y_0) from multi-scale CAMs
+                         -> step_0/seeds
+    for t in 0 .. num_steps, the M-step then the E-step:
+      step_t/unary         train f_t on alpha_{t-1}^p (step_{t-1}/refined;
+                           the seeds at t = 0)
       step_t/unary_labels  f_t's output alpha_t^u -> step_t/unary_labels
       step_t/confidence    train the region classifier on the regions the
                            80 % rule labels in f_t's output
       step_t/mine          Y_t = confident regions of f_t's output
                            -> step_t/labels
-      step_t/pairwise      train g_t on Y_t
+      step_t/pairwise      train g_t on Y_t (skipped when ``pairwise=None``:
+                           the "no pairwise" ablation)
       step_t/refine        alpha_t^p = G_t alpha_t^u -> step_t/refined
       step_t/evaluate      Table-5 metrics, Table-7 energies (refined, mined)
     final/unary          train f_{T+1} on alpha_T^p; evaluated by the val loop
+
+Step 0 departs from Algorithm 1's initialisation, which trains g_0 on the
+seeds: here g_0, like every g_t, learns from labels mined from its unary
+net's output. The seeds agree with f_0 (trained on them) wherever they are
+labelled, so a g_0 trained on them gets no gradient to propagate and stays
+at the identity (docs/benchmarks.md: the pairwise net on step 0).
 
 With ``unary_labels='mined'`` the unary nets train on Y_{t-1} instead of
 alpha_{t-1}^p (:meth:`IterativeAffinityLoop.unary_targets_dir`). Without a
@@ -46,30 +48,30 @@ from mmengine.dist import barrier, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
-from ..evaluation.energy import propagation_energy
+from ..evaluation.energy import mean_energy
 from ..evaluation.label_metrics import evaluate_label_dir
-from ..labels.label_io import read_label
 from ..labels.mining import CLASSIFIER_MODES, check_mining_mode, mine_labels
 from ..labels.refinement import write_label_maps
 from ..labels.seeds import CAM_OPTIONS, write_seeds
 from ..labels.superpixels import SuperpixelCache
-from ..registry import LOOPS, MODELS
-from .checkpoint import load_checkpoint_strict
+from ..registry import LOOPS
+from .checkpoint import load_checkpoint_strict, load_model
 from .console import announce
 from .manifest import Manifest, config_hash
 from .report import build_report, step_summary
-from .stage_runner import set_transform_options, stage_pipeline, train_stage
+from .stage_configs import (pairwise_stage_cfg, set_superpixels,
+                            superpixel_cache_dir, superpixel_options)
+from .stage_runner import train_stage
 
 UNARY_LABELS = ('mined', 'refined')
-# The stages of step 0 (the initialisation) and of every later step.
-INIT_STAGES = ('unary', 'pairwise', 'refine', 'evaluate')
+# The stages of every step, 0 .. num_steps.
 STEP_STAGES = ('unary', 'unary_labels', 'confidence', 'mine', 'pairwise',
                'refine', 'evaluate')
 
 
 @LOOPS.register_module()
 class IterativeAffinityLoop(BaseLoop):
-    """Run seeds -> f_0, g_0 -> (f_t -> mine Y_t -> g_t -> refine) x T ->
+    """Run seeds -> (f_t -> mine Y_t -> g_t -> refine) for t = 0 .. T ->
     final unary (the module docstring lists every stage).
 
     Args:
@@ -78,8 +80,8 @@ class IterativeAffinityLoop(BaseLoop):
         dataloader (DataLoader or dict): Training images with tags (an
             inference pipeline: no labels needed); labels are written for
             each of its images.
-        num_steps (int): EM steps T after the initialisation (the paper
-            plateaus after 5).
+        num_steps (int): EM steps T after step 0 (the paper plateaus
+            after 5).
         cam (dict): Runner sub-config of the CAM classifier.
         unary (dict): Runner sub-config of the unary net (any mmseg
             segmentor as ``model``).
@@ -95,9 +97,10 @@ class IterativeAffinityLoop(BaseLoop):
         mining (dict): ``mode`` (one of
             :data:`~iaffinity_plugins.labels.mining.MINING_MODES`, default
             the paper's ``'relabel'``), ``ratio``, ``threshold``.
-        unary_labels (str): What the unary net trains on after step 0:
-            ``'refined'`` (Algorithm 1) the previous step's refined labels,
-            or ``'mined'`` its Y (see :meth:`unary_targets_dir`).
+        unary_labels (str): What the unary net trains on after step 0
+            (f_0 trains on the seeds): ``'refined'`` (Algorithm 1) the
+            previous step's refined labels, or ``'mined'`` its Y (see
+            :meth:`unary_targets_dir`).
         final_unary (dict, optional): Overrides merged into ``unary`` for the
             final training (e.g. more iterations).
         train_final (bool): Train the final unary net f_{T+1} (and evaluate
@@ -135,7 +138,7 @@ class IterativeAffinityLoop(BaseLoop):
         self.final_unary = final_unary or {}
         self.train_final = train_final
         self.seeds = {'type': 'threshold', **(seeds or {})}
-        self.superpixels = {'method': 'felzenszwalb', **(superpixels or {})}
+        self.superpixels = superpixel_options(superpixels)
         self.mining = mining
         self.unary_labels = unary_labels
         self.energy_samples = energy_samples
@@ -173,8 +176,7 @@ class IterativeAffinityLoop(BaseLoop):
     def stage_names(self) -> List[str]:
         """Every stage of the run, in order."""
         names = ['seeds/cam', 'seeds/labels']
-        names += [f'step_0/{stage}' for stage in INIT_STAGES]
-        for step in range(1, self.num_steps + 1):
+        for step in range(self.num_steps + 1):
             names += [f'step_{step}/{stage}' for stage in STEP_STAGES]
         if self.train_final:
             names.append('final/unary')
@@ -185,10 +187,14 @@ class IterativeAffinityLoop(BaseLoop):
         """``<work_dir>/step_<step>/<name>``."""
         return osp.join(self.work_dir, f'step_{step}', name)
 
+    def seeds_dir(self) -> str:
+        """The seeds, f_0's training labels."""
+        return self.step_dir(0, 'seeds')
+
     def confident_labels_dir(self, step: int) -> str:
-        """Y_step, the labels the pairwise net g_step trains on: the seeds
-        Y_0 at step 0, after it the regions mined from f_step's output."""
-        return self.step_dir(step, 'seeds' if step == 0 else 'labels')
+        """Y_step, the labels the pairwise net g_step trains on: the regions
+        mined from f_step's output."""
+        return self.step_dir(step, 'labels')
 
     def unary_output_dir(self, step: int) -> str:
         """f_step's output: the tag-restricted argmax of alpha_step^u."""
@@ -203,15 +209,16 @@ class IterativeAffinityLoop(BaseLoop):
         """The labels the unary net f_step trains on (``num_steps + 1``:
         the final net).
 
-        Step 0: the seeds Y_0. After it, ``unary_labels='refined'``
+        Step 0: the seeds. After it, ``unary_labels='refined'``
         (Algorithm 1: f_{t+1} is trained on alpha_t^p): the previous step's
         refined labels, dense where the mined ones leave much unknown;
-        ``unary_labels='mined'``: the previous step's Y (the seeds for
-        step 1).
+        ``unary_labels='mined'``: the previous step's Y.
         """
-        if step > 0 and self.unary_labels == 'refined':
+        if step == 0:
+            return self.seeds_dir()
+        if self.unary_labels == 'refined':
             return self.refined_dir(step - 1)
-        return self.confident_labels_dir(max(step - 1, 0))
+        return self.confident_labels_dir(step - 1)
 
     # ------------------------------------------------------------------ run
     def run(self) -> torch.nn.Module:
@@ -220,10 +227,8 @@ class IterativeAffinityLoop(BaseLoop):
                         self._training('the CAM classifier on image tags',
                                        self.stage_cfgs['cam']))
         self._run_stage('seeds/labels', self.seeds, self._write_seeds,
-                        self._writing('the seeds Y_0',
-                                      self.confident_labels_dir(0)))
-        self._run_initialisation()
-        for step in range(1, self.num_steps + 1):
+                        self._writing('the seeds', self.seeds_dir()))
+        for step in range(self.num_steps + 1):
             self._run_step(step)
         final = None
         if self.train_final:
@@ -233,27 +238,16 @@ class IterativeAffinityLoop(BaseLoop):
         self.runner.call_hook('after_train')
         return self.runner.model
 
-    def _run_initialisation(self) -> None:
-        """Step 0, Algorithm 1's "Initialize": f_0 and g_0 trained on Y_0,
-        then alpha_0^p = G_0 alpha_0^u."""
-        unary = self._stage_unary(0)
-        pairwise_cfg, pairwise = self._stage_pairwise(0, unary)
-        self._stage_refine(0, unary, pairwise_cfg, pairwise,
-                           dict(unary=self.unary_output_dir(0),
-                                refined=self.refined_dir(0)))
-        self._stage_evaluate(0, pairwise_cfg, pairwise)
-
     def _run_step(self, step: int) -> None:
-        """EM step t >= 1. M-step: f_t on alpha_{t-1}^p, Y_t mined from its
-        output, g_t on Y_t; E-step: alpha_t^p = G_t alpha_t^u."""
+        """EM step t. M-step: f_t on alpha_{t-1}^p (the seeds at t = 0),
+        Y_t mined from its output, g_t on Y_t; E-step: alpha_t^p = G_t
+        alpha_t^u."""
         unary = self._stage_unary(step)
         self._stage_unary_labels(step, unary)
         confidence = self._stage_confidence(step)
         self._stage_mine(step, confidence)
         pairwise_cfg, pairwise = self._stage_pairwise(step, unary)
-        # f_t's output is already written: only the refined labels.
-        self._stage_refine(step, unary, pairwise_cfg, pairwise,
-                           dict(refined=self.refined_dir(step)))
+        self._stage_refine(step, unary, pairwise_cfg, pairwise)
         self._stage_evaluate(step, pairwise_cfg, pairwise)
 
     def _run_final(self) -> Optional[dict]:
@@ -318,15 +312,15 @@ class IterativeAffinityLoop(BaseLoop):
         return pairwise_cfg, pairwise
 
     def _stage_refine(self, step: int, unary: dict,
-                      pairwise_cfg: Optional[dict], pairwise: dict,
-                      out_dirs: dict) -> None:
-        """step_t/refine: the E-step, the maps of ``out_dirs``."""
-        maps = ' and '.join(out_dirs)
+                      pairwise_cfg: Optional[dict], pairwise: dict) -> None:
+        """step_t/refine: the E-step, alpha_t^p = G_t alpha_t^u."""
+        out_dir = self.refined_dir(step)
         self._run_stage(
             f'step_{step}/refine', [unary, pairwise],
             lambda: dict(summary=self._write_label_maps(
-                unary, pairwise_cfg, pairwise['weights'], out_dirs)),
-            self._writing(f'the {maps} labels', out_dirs['refined']))
+                unary, pairwise_cfg, pairwise['weights'],
+                dict(refined=out_dir))),
+            self._writing('the refined labels', out_dir))
 
     def _stage_confidence(self, step: int) -> dict:
         """step_t/confidence: the region classifier on f_t's output (no
@@ -425,7 +419,7 @@ class IterativeAffinityLoop(BaseLoop):
                     if key not in CAM_OPTIONS}
         cam_options = {key: self.seeds[key] for key in CAM_OPTIONS
                        if key in self.seeds}
-        seeds_dir = self.confident_labels_dir(0)
+        seeds_dir = self.seeds_dir()
         summary = write_seeds(model, self.dataset, seeds_dir, seed_cfg,
                               **cam_options)
         barrier()  # every rank's shard is written before it is evaluated
@@ -433,26 +427,23 @@ class IterativeAffinityLoop(BaseLoop):
 
     @property
     def seeds_quality(self) -> Optional[dict]:
-        """mIoU/precision/labelled fraction of Y_0, measured once when the
-        seeds were written (None before that or without ground truth)."""
+        """mIoU/precision/labelled fraction of the seeds, measured once when
+        they were written (None before that or without ground truth)."""
         record = self.manifest.record('seeds/labels')
         if record is None or record['state'] != 'done':
             return None
         if 'quality' not in record['outputs']:  # a manifest from before
-            return self._label_quality(self.confident_labels_dir(0))
+            return self._label_quality(self.seeds_dir())
         return record['outputs']['quality']
 
     # ------------------------------------------------------ pairwise / refine
     def _pairwise_cfg(self, unary_weights: str) -> Optional[dict]:
-        """The pairwise runner config with the trained unary net filled in."""
-        if self.stage_cfgs['pairwise'] is None:
-            return None
-        cfg = copy.deepcopy(self.stage_cfgs['pairwise'])
-        cfg['model']['unary'] = copy.deepcopy(
-            self.stage_cfgs['unary']['model'])
-        cfg['model']['unary_checkpoint'] = unary_weights
-        self._set_superpixels(cfg)
-        return cfg
+        """The pairwise runner config with the trained unary net filled in
+        (:func:`~.stage_configs.pairwise_stage_cfg`)."""
+        return pairwise_stage_cfg(self.stage_cfgs['pairwise'],
+                                  self.stage_cfgs['unary']['model'],
+                                  unary_weights, self.work_dir,
+                                  self.superpixels)
 
     def _write_label_maps(self, unary: dict, pairwise_cfg: Optional[dict],
                           pairwise_weights: Optional[str],
@@ -467,19 +458,12 @@ class IterativeAffinityLoop(BaseLoop):
 
     # ---------------------------------------------------------------- mining
     def _superpixel_cache(self) -> SuperpixelCache:
-        return SuperpixelCache(osp.join(self.work_dir, 'superpixels'),
+        return SuperpixelCache(superpixel_cache_dir(self.work_dir),
                                **self.superpixels)
-
-    def _set_superpixels(self, stage_cfg: dict) -> None:
-        """Point the stage's ``LoadSuperpixels`` at the run's cache."""
-        set_transform_options(stage_pipeline(stage_cfg), 'LoadSuperpixels',
-                              cache_dir=osp.join(self.work_dir,
-                                                 'superpixels'),
-                              **self.superpixels)
 
     def _train_confidence(self, step: int) -> str:
         cfg = copy.deepcopy(self.stage_cfgs['confidence'])
-        self._set_superpixels(cfg)
+        set_superpixels(cfg, self.work_dir, self.superpixels)
         return train_stage(cfg, self.runner.cfg,
                            self.step_dir(step, 'confidence'),
                            f'step_{step}/confidence',
@@ -504,25 +488,20 @@ class IterativeAffinityLoop(BaseLoop):
     # ------------------------------------------------------------ evaluation
     def _evaluate_step(self, step: int, pairwise_cfg: Optional[dict],
                        pairwise_weights: Optional[str]) -> dict:
-        """Table-5 metrics of the step's label maps, Table-7 energies.
-
-        Step 0 has no mined labels (its Y_0 are the seeds): ``mined`` and
-        ``energy_mined`` are None.
-        """
-        mined = self.confident_labels_dir(step) if step > 0 else None
+        """Table-5 metrics of the step's label maps, Table-7 energies."""
+        mined = self.confident_labels_dir(step)
         quality = dict(
             seeds=self.seeds_quality,
             unary=self._label_quality(self.unary_output_dir(step)),
             refined=self._label_quality(self.refined_dir(step)),
-            mined=None if mined is None else self._label_quality(mined))
+            mined=self._label_quality(mined))
         energies = dict(energy_refined=None, energy_mined=None)
         if pairwise_cfg is not None:
             refiner = self._load_model(pairwise_cfg['model'],
                                        pairwise_weights)
             energies['energy_refined'] = self._mean_energy(
                 refiner, self.refined_dir(step))
-            if mined is not None:
-                energies['energy_mined'] = self._mean_energy(refiner, mined)
+            energies['energy_mined'] = self._mean_energy(refiner, mined)
         return dict(step=step, quality=quality, **energies)
 
     @cached_property
@@ -537,30 +516,16 @@ class IterativeAffinityLoop(BaseLoop):
             return None
         return evaluate_label_dir(label_dir, self.dataset)
 
-    @torch.no_grad()
-    def _mean_energy(self, refiner, label_dir: str) -> float:
-        """Mean J = <a, a - G a> over a fixed sample of training images."""
-        num_classes = len(self.dataset.metainfo['classes'])
-        order = sorted(range(len(self.dataset)),
-                       key=lambda i: self.dataset.get_data_info(i)['img_id'])
-        energies = []
-        for index in order[:self.energy_samples]:
-            item = self.dataset.prepare_data(index)
-            img_id = self.dataset.get_data_info(index)['img_id']
-            batch = refiner.data_preprocessor(
-                dict(inputs=[item['inputs']],
-                     data_samples=[item['data_samples']]), False)
-            labels = torch.from_numpy(
-                read_label(osp.join(label_dir, f'{img_id}.png'))).long()
-            energies.append(propagation_energy(
-                refiner, batch['inputs'], labels[None], num_classes))
-        return float(torch.cat(energies).mean()) if energies else None
+    def _mean_energy(self, refiner, label_dir: str) -> Optional[float]:
+        """Mean J = <a, a - G a> over a fixed sample of training images
+        (:func:`~iaffinity_plugins.evaluation.energy.mean_energy`)."""
+        return mean_energy(refiner, self.dataset, label_dir,
+                           self.energy_samples)
 
     # ----------------------------------------------------------------- utils
     def _load_model(self, model_cfg: dict,
                     weights: str) -> torch.nn.Module:
-        """Build a model from its config and load a stage's final weights."""
-        model = MODELS.build(copy.deepcopy(model_cfg))
-        load_checkpoint_strict(model, weights)
-        device = next(self.runner.model.parameters()).device
-        return model.to(device).eval()
+        """Build a model from its config and load a stage's final weights,
+        on the outer runner's device."""
+        return load_model(model_cfg, weights,
+                          next(self.runner.model.parameters()).device)

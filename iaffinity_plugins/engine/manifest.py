@@ -6,12 +6,14 @@ the stage's config and inputs: a finished stage whose config changed is
 reported (:class:`StageConfigChanged`) instead of mixing old outputs with a
 new config.
 
-The file carries a format ``version``. Version 2 records the EM loop's
-stages in the order of Algorithm 1 (the unary net f_t trains before Y_t is
-mined from its output). Version 1 (or no version) had each step refine, then
-train the region classifier and mine Y_{t+1}; a version-1 work dir that got
-past what both orders share (:data:`DIVERGED_STAGES`) is refused
-(:class:`OutdatedManifest`) rather than continued in another order.
+The file carries a format ``version``. Version 3 runs every step, step 0
+included, in the order of Algorithm 1's M-step (the unary net f_t trains,
+Y_t is mined from its output, g_t trains on Y_t). Version 2 trained g_0 on
+the seeds and mined nothing at step 0; version 1 (or no version) had each
+step refine, then train the region classifier and mine Y_{t+1}. An older
+work dir that got past what all orders share (the seeds and f_0,
+:data:`DIVERGED_STAGES`) is refused (:class:`OutdatedManifest`) rather than
+continued in another order.
 """
 import hashlib
 import json
@@ -20,12 +22,13 @@ from typing import Any, Dict, Optional
 
 from ..labels.label_io import atomic_write_bytes
 
-VERSION = 2
-# Per older version: stages that show its run went past what both orders
-# share (seeds, then step 0's unary, pairwise and refine). Version 1 ran
-# step 0's region classifier and mining next, or, with num_steps=0, the
-# final net right after the seeds.
-DIVERGED_STAGES = {1: ('step_0/confidence', 'step_0/mine', 'final/unary')}
+VERSION = 3
+# Stages that show an older run went past what every order shares (the
+# seeds, then f_0): version 1 and 2 trained g_0 on the seeds (version 1
+# then mined from the refined map, or, with num_steps=0, trained the final
+# net right after the seeds).
+DIVERGED_STAGES = ('step_0/pairwise', 'step_0/refine', 'step_0/confidence',
+                   'step_0/mine', 'final/unary')
 
 
 class StageConfigChanged(RuntimeError):
@@ -70,16 +73,17 @@ class Manifest:
     def _refuse_diverged_stages(self, version: int) -> None:
         """Raise :class:`OutdatedManifest` when a manifest of an older
         version records stages run in its own order."""
-        diverged = [stage for stage in DIVERGED_STAGES.get(version, ())
+        if version >= VERSION:
+            return
+        diverged = [stage for stage in DIVERGED_STAGES
                     if stage in self.stages]
         if diverged:
             raise OutdatedManifest(
                 f'{self.path} was written by an older iaffinity (manifest '
-                f'version {version}, stages {diverged}): each EM step then '
-                'trained the region classifier and mined the next labels '
-                'after refining. The stages now follow Algorithm 1 (the '
-                'unary net trains before the labels are mined from its '
-                'output), so these stages cannot be reused. Use a new '
+                f'version {version}, stages {diverged}) in an older stage '
+                'order. Every step, step 0 included, now trains the unary '
+                'net, mines Y_t from its output and trains the pairwise net '
+                'on Y_t, so these stages cannot be reused. Use a new '
                 f'--work-dir (or move {self.path} away).')
 
     def is_done(self, stage: str, stage_hash: str) -> bool:

@@ -10,9 +10,9 @@ exists)::
                 "energy_refined", "energy_mined"}],
      "final": {"miou"}}
 
-Step 0 is the initialisation (f_0 and g_0 trained on the seeds Y_0): it has
-no mined labels, so its ``mined_*`` and ``energy_mined`` are null. Steps
-1 .. T mine Y_t from the unary output. A run without EM steps (the fully
+Every step t = 0 .. T mines Y_t from the output of its unary net f_t (f_0
+trains on the seeds); ``mined_*`` and ``energy_mined`` are null only in
+reports of runs without mining. A run without EM steps (the fully
 supervised reference, ``ValReportHook``) has ``"steps": []``, null seeds and
 only the final val mIoU.
 
@@ -161,9 +161,9 @@ def report_markdown(report: dict) -> str:
         f"Seeds: mIoU {format_value(seeds['miou'])}, precision "
         f"{format_value(seeds['precision'])}, labelled "
         f"{format_value(seeds['labelled_fraction'])} %", '',
-        'Step 0: the unary net f_0 and pairwise net g_0 trained on the '
-        'seeds (no mined labels). Step t >= 1: Y_t mined from the output '
-        'of the unary net f_t, g_t trained on Y_t.', '',
+        'Step t: the unary net f_t trained on the previous step\'s '
+        'refined labels (f_0 on the seeds), Y_t mined from its output, the '
+        'pairwise net g_t trained on Y_t.', '',
         markdown_table(STEP_COLUMNS, [[step[key] for key in STEP_COLUMNS]
                                       for step in report['steps']]), '',
         f"Final unary net, val mIoU: "
@@ -210,8 +210,6 @@ def step_summary(step: dict, seeds: dict) -> str:
              f"{value(step['mined_precision'])}, labelled "
              f"{value(step['mined_labelled_fraction'])} %)")
     energy_mined = f", mined {format_value(step['energy_mined'], 3)}"
-    if step['step'] == 0:  # the initialisation: no mined labels
-        mined = energy_mined = ''
     return (f"step {step['step']}: mIoU seeds {value(seeds['miou'])} | "
             f"unary {value(step['unary_miou'])} | refined "
             f"{value(step['refined_miou'])}{mined} | energy refined "
@@ -235,9 +233,7 @@ def plot_miou(report: dict, path: str) -> None:
 def miou_figure(report: dict):
     """mIoU per step of the unary, refined and mined labels.
 
-    The seeds Y_0 are step 0's confident labels: the mined curves (mIoU and
-    precision) start from the seeds' values there, and the x axis counts
-    whole steps.
+    The seeds are a star at step 0; the x axis counts whole steps.
     """
     import matplotlib
     matplotlib.use('Agg')
@@ -246,13 +242,10 @@ def miou_figure(report: dict):
     figure, axis = plt.subplots(figsize=(6, 4))
     seeds = report['seeds']
     steps = [step['step'] for step in report['steps']]
-    for key, label, at_step_0 in (
-            ('unary_miou', 'unary', None),
-            ('refined_miou', 'refined', None),
-            ('mined_miou', 'mined', seeds['miou']),
-            ('mined_precision', 'mined precision', seeds['precision'])):
-        values = [at_step_0 if step['step'] == 0 and at_step_0 is not None
-                  else step[key] for step in report['steps']]
+    for key, label in (('unary_miou', 'unary'), ('refined_miou', 'refined'),
+                       ('mined_miou', 'mined'),
+                       ('mined_precision', 'mined precision')):
+        values = [step[key] for step in report['steps']]
         if steps and all(value is not None for value in values):
             axis.plot(steps, values, marker='o', label=label)
     if seeds['miou'] is not None:
@@ -285,7 +278,7 @@ def errors_figure(report: dict):
     """Where each label map's pixels go, as stacked bars.
 
     One bar per label map of ``report['errors']`` (seeds, then unary,
-    refined and, from step 1, mined per step) in each of two panels: the
+    mined and refined per step) in each of two panels: the
     ground-truth object pixels (right class, lost to the background, another
     class, unknown: 100 % in all) and the background pixels (spread into
     objects, unknown; the rest is right).

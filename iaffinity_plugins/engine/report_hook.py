@@ -177,15 +177,14 @@ class EMReportHook(Hook):
             return [osp.join(folder, info['img_id'] + '.png')
                     for info in infos]
 
-        columns = [('seeds', label_paths(loop.confident_labels_dir(0)))]
+        columns = [('seeds', label_paths(loop.seeds_dir()))]
         for step in range(num_steps):
-            # In the order of the step: f_t's output, Y_t mined from it
-            # (from step 1), the refined labels.
+            # In the order of the step: f_t's output, Y_t mined from it,
+            # the refined labels.
             columns.append((f'unary {step}',
                             label_paths(loop.unary_output_dir(step))))
-            if step > 0:
-                columns.append((f'mined {step}', label_paths(
-                    loop.confident_labels_dir(step))))
+            columns.append((f'mined {step}', label_paths(
+                loop.confident_labels_dir(step))))
             columns.append((f'refined {step}',
                             label_paths(loop.refined_dir(step))))
         columns.append(('ground truth',

@@ -23,8 +23,13 @@ negative.
 
 Shape shorthand: N batch, K classes (background included), H x W image.
 """
+import os.path as osp
+from typing import Optional
+
 import torch
 from torch import Tensor
+
+from ..labels.label_io import read_label
 
 IGNORE_INDEX = 255
 # |G m| below this counts as "reaches no labelled pixel".
@@ -95,3 +100,36 @@ def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
     energy = (a * (a - normalised)).sum((1, 2, 3))
     labelled = known[:, 0].sum((1, 2))
     return energy / labelled.clamp_min(1)
+
+
+@torch.no_grad()
+def mean_energy(refiner, dataset, label_dir: str,
+                samples: int) -> Optional[float]:
+    """Mean :func:`propagation_energy` of a label folder over a fixed image
+    sample (Table 7): the first ``samples`` images by image id.
+
+    Args:
+        refiner: A model with ``apply_affinity`` and a
+            ``data_preprocessor`` (see :func:`propagation_energy`).
+        dataset (BaseSegDataset): The images (an inference pipeline).
+        label_dir (str): One ``<img_id>.png`` (H, W) per image.
+        samples (int): How many images.
+
+    Returns:
+        float or None: The mean J; None for no image.
+    """
+    num_classes = len(dataset.metainfo['classes'])
+    order = sorted(range(len(dataset)),
+                   key=lambda i: dataset.get_data_info(i)['img_id'])
+    energies = []
+    for index in order[:samples]:
+        item = dataset.prepare_data(index)
+        img_id = dataset.get_data_info(index)['img_id']
+        batch = refiner.data_preprocessor(
+            dict(inputs=[item['inputs']],
+                 data_samples=[item['data_samples']]), False)
+        labels = torch.from_numpy(
+            read_label(osp.join(label_dir, f'{img_id}.png'))).long()
+        energies.append(propagation_energy(
+            refiner, batch['inputs'], labels[None], num_classes))
+    return float(torch.cat(energies).mean()) if energies else None

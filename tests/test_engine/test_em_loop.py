@@ -93,12 +93,10 @@ def _stages(work_dir) -> dict:
 
 def _stage_names(num_steps: int) -> list:
     """The manifest's stages of a finished run, in Algorithm 1's order:
-    f_0 and g_0 on the seeds, then per step f_t, Y_t mined from its output,
+    the seeds, then per step (0 included) f_t, Y_t mined from its output,
     g_t on Y_t and the E-step."""
     return ['seeds/cam', 'seeds/labels',
-            'step_0/unary', 'step_0/pairwise', 'step_0/refine',
-            'step_0/evaluate',
-            *[f'step_{t}/{s}' for t in range(1, num_steps + 1) for s in (
+            *[f'step_{t}/{s}' for t in range(num_steps + 1) for s in (
                 'unary', 'unary_labels', 'confidence', 'mine', 'pairwise',
                 'refine', 'evaluate')], 'final/unary']
 
@@ -133,26 +131,28 @@ def test_em_run_writes_labels_manifest_and_report(tmp_path):
     # Algorithm 1's order, stage by stage.
     assert list(stages) == [
         'seeds/cam', 'seeds/labels',
-        'step_0/unary', 'step_0/pairwise', 'step_0/refine', 'step_0/evaluate',
+        'step_0/unary', 'step_0/unary_labels', 'step_0/confidence',
+        'step_0/mine', 'step_0/pairwise', 'step_0/refine', 'step_0/evaluate',
         'step_1/unary', 'step_1/unary_labels', 'step_1/confidence',
         'step_1/mine', 'step_1/pairwise', 'step_1/refine', 'step_1/evaluate',
         'step_2/unary', 'step_2/unary_labels', 'step_2/confidence',
         'step_2/mine', 'step_2/pairwise', 'step_2/refine', 'step_2/evaluate',
         'final/unary'] == _stage_names(num_steps=2)
     assert all(record['state'] == 'done' for record in stages.values())
-    for folder in ('step_0/seeds', 'step_0/unary_labels', 'step_0/refined',
-                   'step_1/unary_labels', 'step_1/labels', 'step_1/refined',
-                   'step_2/unary_labels', 'step_2/labels', 'step_2/refined'):
+    for folder in ('step_0/seeds', *[f'step_{t}/{name}' for t in (0, 1, 2)
+                                     for name in ('unary_labels', 'labels',
+                                                  'refined')]):
         assert len(os.listdir(work_dir / folder)) == TINY_DATA['num_train']
-    assert not (work_dir / 'step_0' / 'labels').exists()
-    assert not (work_dir / 'step_0' / 'confidence').exists()
-    # What each network learned from: f_t on alpha_{t-1}^p, the region
-    # classifier on f_t's output, g_t on Y_t mined from it.
+    # What each network learned from: f_0 on the seeds, f_t on
+    # alpha_{t-1}^p, the region classifier on f_t's output, g_t on Y_t
+    # mined from it.
     assert {name: _trained_on(work_dir / name) for name in (
-        'step_0/unary', 'step_0/pairwise', 'step_1/unary',
-        'step_1/confidence', 'step_1/pairwise', 'step_2/unary',
-        'final/unary')} == {
-        'step_0/unary': 'step_0/seeds', 'step_0/pairwise': 'step_0/seeds',
+        'step_0/unary', 'step_0/confidence', 'step_0/pairwise',
+        'step_1/unary', 'step_1/confidence', 'step_1/pairwise',
+        'step_2/unary', 'final/unary')} == {
+        'step_0/unary': 'step_0/seeds',
+        'step_0/confidence': 'step_0/unary_labels',
+        'step_0/pairwise': 'step_0/labels',
         'step_1/unary': 'step_0/refined',
         'step_1/confidence': 'step_1/unary_labels',
         'step_1/pairwise': 'step_1/labels', 'step_2/unary': 'step_1/refined',
@@ -161,11 +161,10 @@ def test_em_run_writes_labels_manifest_and_report(tmp_path):
     report = json.loads((work_dir / 'report.json').read_text())
     assert [step['step'] for step in report['steps']] == [0, 1, 2]
     assert report['final']['miou'] is not None
-    assert report['steps'][0]['mined_miou'] is None
-    assert report['steps'][0]['energy_mined'] is None
     for step in report['steps']:
         assert step['energy_refined'] is not None
-        assert (step['mined_miou'] is None) == (step['step'] == 0)
+        assert step['mined_miou'] is not None
+        assert step['energy_mined'] is not None
         # The E-step must not make the unary prediction worse: a pairwise
         # net that starts near the identity and is trained a few
         # iterations stays within a point of it, while refined labels from
@@ -203,14 +202,14 @@ def _loop(work_dir, **kwargs) -> IterativeAffinityLoop:
 
 
 def test_work_dir_of_the_old_stage_order_is_refused(tmp_path):
-    """A manifest written when each step refined, then trained the region
-    classifier and mined (version 1): the loop stops at once, naming the
-    manifest, instead of reusing its stages in another order."""
+    """A manifest of the previous order (version 2: g_0 trained on the
+    seeds): the loop stops at once, naming the manifest, instead of reusing
+    its stages in another order."""
     manifest = tmp_path / 'manifest.json'
     done = dict(state='done', hash='0', outputs={}, metrics={})
-    manifest.write_text(json.dumps(dict(version=1, stages=dict.fromkeys(
+    manifest.write_text(json.dumps(dict(version=2, stages=dict.fromkeys(
         ('seeds/cam', 'seeds/labels', 'step_0/unary', 'step_0/pairwise',
-         'step_0/refine', 'step_0/confidence', 'step_0/mine'), done))))
+         'step_0/refine'), done))))
     with pytest.raises(OutdatedManifest,
                        match=f'{re.escape(str(manifest))}.*new --work-dir'):
         _loop(tmp_path)
@@ -228,7 +227,7 @@ def test_old_mining_mode_and_missing_classifier_are_reported(tmp_path):
         tmp_path / 'step_1' / 'refined')
     mined = _loop(tmp_path, unary_labels='mined')
     assert [osp.relpath(mined.unary_targets_dir(step), tmp_path)
-            for step in (0, 1, 2)] == ['step_0/seeds', 'step_0/seeds',
+            for step in (0, 1, 2)] == ['step_0/seeds', 'step_0/labels',
                                        'step_1/labels']
 
 

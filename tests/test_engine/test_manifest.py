@@ -46,26 +46,29 @@ def test_written_manifest_is_valid_json(tmp_path):
     Manifest(str(path)).mark_done('x', 'h', metrics={'miou': 1.0})
     content = json.loads(path.read_text())
     assert content['stages']['x']['metrics'] == {'miou': 1.0}
-    assert content['version'] == VERSION == 2
+    assert content['version'] == VERSION == 3
 
 
-def _old_manifest(path, stages):
+def _old_manifest(path, stages, version=1):
     done = dict(state='done', hash='h', outputs={}, metrics={})
-    path.write_text(json.dumps(dict(version=1, stages=dict.fromkeys(
+    path.write_text(json.dumps(dict(version=version, stages=dict.fromkeys(
         stages, done))))
 
 
-@pytest.mark.parametrize('old_stage', ['step_0/confidence', 'step_0/mine',
-                                       'final/unary'])
-def test_manifest_of_the_old_stage_order_is_refused(tmp_path, old_stage):
-    """A version-1 work dir that trained the region classifier or mined
-    inside step 0 (refine -> confidence -> mine), or trained the final net
-    right after the seeds (num_steps=0), cannot go on in Algorithm 1's
-    order: the error names the manifest and asks for a new work dir."""
+@pytest.mark.parametrize('version, old_stage', [
+    # refine -> confidence -> mine inside step 0, or the final net right
+    # after the seeds (num_steps=0)
+    (1, 'step_0/confidence'), (1, 'step_0/mine'), (1, 'final/unary'),
+    # g_0 trained on the seeds, nothing mined at step 0
+    (2, 'step_0/pairwise'), (2, 'step_0/refine'), (2, 'final/unary')])
+def test_manifest_of_an_old_stage_order_is_refused(tmp_path, version,
+                                                   old_stage):
+    """An older work dir that got past f_0 cannot go on in today's order:
+    the error names the manifest and asks for a new work dir."""
     path = tmp_path / 'manifest.json'
-    step_0 = [] if old_stage == 'final/unary' else [
-        'step_0/unary', 'step_0/pairwise', 'step_0/refine']
-    _old_manifest(path, ['seeds/cam', 'seeds/labels', *step_0, old_stage])
+    step_0 = [] if old_stage == 'final/unary' else ['step_0/unary']
+    _old_manifest(path, ['seeds/cam', 'seeds/labels', *step_0, old_stage],
+                  version)
     with pytest.raises(OutdatedManifest) as error:
         Manifest(str(path))
     assert str(path) in str(error.value)
@@ -73,10 +76,12 @@ def test_manifest_of_the_old_stage_order_is_refused(tmp_path, old_stage):
         error.value)
 
 
-def test_old_manifest_before_the_orders_differ_is_reused(tmp_path):
-    """Up to step 0's refine both orders run the same stages."""
+@pytest.mark.parametrize('version', [1, 2])
+def test_old_manifest_before_the_orders_differ_is_reused(tmp_path, version):
+    """Up to f_0 every order runs the same stages."""
     path = tmp_path / 'manifest.json'
-    _old_manifest(path, ['seeds/cam', 'seeds/labels', 'step_0/unary'])
+    _old_manifest(path, ['seeds/cam', 'seeds/labels', 'step_0/unary'],
+                  version)
     manifest = Manifest(str(path))
     assert manifest.is_done('step_0/unary', 'h')
     manifest.mark_running('step_0/pairwise', 'h2')

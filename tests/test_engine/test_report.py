@@ -17,7 +17,8 @@ def _quality(miou):
     return dict(miou=miou, precision=miou + 10, labelled_fraction=50.0)
 
 
-# Step 0 (trained on the seeds) has no mined labels; step 1 has them.
+# Step 0 as a report of the earlier stage order has it (g_0 on the seeds,
+# nothing mined at step 0); step 1 has mined labels.
 RECORDS = [
     dict(step=0, quality=dict(seeds=_quality(30.0), unary=_quality(35.0),
                               refined=_quality(40.0), mined=None),
@@ -98,7 +99,7 @@ def test_report_files(tmp_path):
     rows = list(csv.DictReader((tmp_path / 'report.csv').open()))
     assert [row['step'] for row in rows] == ['0', '1']
     assert [row['refined_miou'] for row in rows] == ['40.0', '45.0']
-    # step 0 has no mined labels: empty cells in the csv, '-' in markdown
+    # no mined labels at step 0: empty cells in the csv, '-' in markdown
     assert rows[0]['mined_miou'] == rows[0]['energy_mined'] == ''
     assert rows[1]['mined_miou'] == '38.0'
     markdown = (tmp_path / 'report.md').read_text()
@@ -147,18 +148,19 @@ ERROR_RECORDS = [
 
 
 def test_miou_plot_starts_at_the_seeds_with_whole_steps():
-    """Step 0's unary and refined are its own; the mined curves start at
-    the seeds (Y_0) there."""
+    """One point per step and curve, the seeds a star at step 0."""
     import matplotlib.pyplot as plt
-    figure = miou_figure(build_report(RECORDS + [dict(
+    step_0 = dict(RECORDS[0], quality=dict(RECORDS[0]['quality'],
+                                           mined=_quality(33.0)))
+    figure = miou_figure(build_report([step_0, RECORDS[1], dict(
         RECORDS[1], step=2, quality=dict(RECORDS[1]['quality'],
                                          mined=_quality(41.0)))]))
     axis = figure.axes[0]
     lines = {line.get_label(): line for line in axis.get_lines()}
     assert list(lines['unary'].get_xdata()) == [0, 1, 2]
     assert list(lines['unary'].get_ydata()) == [35.0, 42.0, 42.0]
-    assert list(lines['mined'].get_ydata()) == [30.0, 38.0, 41.0]
-    assert list(lines['mined precision'].get_ydata()) == [40.0, 48.0, 51.0]
+    assert list(lines['mined'].get_ydata()) == [33.0, 38.0, 41.0]
+    assert list(lines['mined precision'].get_ydata()) == [43.0, 48.0, 51.0]
     assert list(lines['seeds'].get_xdata()) == [0]
     figure.canvas.draw()
     ticks = [tick for tick in axis.get_xticks()
@@ -189,10 +191,10 @@ def test_error_plot_stacks_each_label_maps_pixels():
 
 def test_step_summary_is_the_table_5_row():
     report = build_report(RECORDS)
-    # Step 0 trains on the seeds: no mined labels, no mined energy.
+    # No mined labels (a report of the earlier stage order): '-' cells.
     assert step_summary(report['steps'][0], report['seeds']) == (
-        'step 0: mIoU seeds 30.0 | unary 35.0 | refined 40.0 | energy '
-        'refined 0.200')
+        'step 0: mIoU seeds 30.0 | unary 35.0 | refined 40.0 | mined - '
+        '(precision -, labelled - %) | energy refined 0.200, mined -')
     assert step_summary(report['steps'][1], report['seeds']) == (
         'step 1: mIoU seeds 30.0 | unary 42.0 | refined 45.0 | mined 38.0 '
         '(precision 48.0, labelled 50.0 %) | energy refined 0.150, mined '

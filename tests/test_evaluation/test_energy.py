@@ -1,10 +1,12 @@
 """Tests of the propagation energy J = <a, a - G a>."""
+import numpy as np
 import pytest
 import torch
 
 import iaffinity_plugins  # noqa: F401
-from iaffinity_plugins.evaluation.energy import (one_hot_labels,
+from iaffinity_plugins.evaluation.energy import (mean_energy, one_hot_labels,
                                                  propagation_energy)
+from iaffinity_plugins.labels.label_io import write_label
 from iaffinity_plugins.models.heads.spn_head import SPNHead
 
 
@@ -99,3 +101,34 @@ def test_constant_map_zero_and_non_negative_gates_non_negative():
     noisy[:, :4] = 255
     energy = propagation_energy(refiner, inputs, noisy, 3)
     assert (energy > 0).all() and (energy <= 1).all()
+
+
+class OneRowImages:
+    """Data set stand-in: 1 x 2 images by id, in the order ``ids``."""
+
+    metainfo = dict(classes=('background', 'a', 'b'))
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def __len__(self):
+        return len(self.ids)
+
+    def get_data_info(self, index):
+        return dict(img_id=self.ids[index])
+
+    def prepare_data(self, index):
+        return dict(inputs=torch.zeros(3, 1, 2), data_samples=None)
+
+
+def test_mean_energy_of_a_folder_over_the_first_images_by_id(tmp_path):
+    write_label(str(tmp_path / 'x.png'), np.array([[0, 1]], np.uint8))
+    write_label(str(tmp_path / 'y.png'), np.array([[1, 1]], np.uint8))
+    mix = RightNeighbourMix(0.4)
+    mix.data_preprocessor = lambda data, training: dict(
+        inputs=torch.stack(data['inputs']))
+    images = OneRowImages(['y', 'x'])
+    # x (J = 0.4 / 2, as hand-computed above) comes first by id.
+    assert mean_energy(mix, images, str(tmp_path), 1) == pytest.approx(0.2)
+    assert mean_energy(mix, images, str(tmp_path), 5) == pytest.approx(0.1)
+    assert mean_energy(mix, images, str(tmp_path), 0) is None

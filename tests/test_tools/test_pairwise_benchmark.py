@@ -3,19 +3,12 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 from mmengine.config import Config
 
-from iaffinity_plugins.cli import config_dicts, replace_data_root
-
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmarks', 'pairwise.py')
-DEMO = osp.join(REPO, 'configs', 'iaffinity', 'synthetic_demo.py')
-TINY_DATA = dict(num_train=6, num_val=2, min_size=48, max_size=56,
-                 num_classes=2, max_objects=2, seed=3)
 
 
 def load_tool():
@@ -25,43 +18,8 @@ def load_tool():
     return module
 
 
-def tiny_config(tmp_path) -> str:
-    """The demo shrunk to seconds: 6 tiny images, 2 iterations per
-    network, one EM step, no final net."""
-    cfg = Config.fromfile(DEMO).to_dict()
-    replace_data_root(cfg, cfg['data_root'], str(tmp_path / 'data'))
-    cfg['work_dir'] = str(tmp_path / 'work')
-    for node in config_dicts(cfg):
-        for key, value in dict(generator_cfg=TINY_DATA, crop_size=(32, 32),
-                               size=(32, 32), num_workers=0,
-                               persistent_workers=False, batch_size=2,
-                               max_iters=2, end=2).items():
-            if key in node:
-                node[key] = value
-    loop = cfg['train_cfg']
-    loop.update(num_steps=1, energy_samples=2, train_final=False)
-    for stage in ('cam', 'unary', 'pairwise', 'confidence'):
-        loop[stage].update(batch_size=2, num_workers=0)
-    loop['seeds'].update(scales=(1.0, ), flip=False)
-    cfg['default_hooks']['checkpoint']['interval'] = 1
-    path = str(tmp_path / 'tiny_em.py')
-    Config(cfg).dump(path)
-    return path
-
-
-@pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp('run')
-    config = tiny_config(tmp_path)
-    process = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'train.py'), config],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=600)
-    assert process.returncode == 0, process.stdout[-3000:]
-    return config, str(tmp_path / 'work')
-
-
-def test_retrains_the_pairwise_stage_and_prints_a_row(tiny_run, capsys):
+def test_retrains_the_pairwise_stage_and_prints_a_row(tiny_run, tiny_data,
+                                                      capsys):
     config, work_dir = tiny_run
     tool = load_tool()
     options = ['train_cfg.pairwise.model.head.init_cfg.std=0.1',
@@ -85,7 +43,7 @@ def test_retrains_the_pairwise_stage_and_prints_a_row(tiny_run, capsys):
     assert superpixels[0]['cache_dir'] == osp.join(work_dir, 'superpixels')
     for name in ('unary_labels', 'refined'):
         assert len(os.listdir(osp.join(out_dir, name))) == \
-            TINY_DATA['num_train']
+            tiny_data['num_train']
     # f_1's output is what the loop wrote: the same unary net
     for name in os.listdir(osp.join(out_dir, 'unary_labels')):
         with open(osp.join(out_dir, 'unary_labels', name), 'rb') as ours, \
@@ -117,11 +75,12 @@ def test_retrains_the_pairwise_stage_and_prints_a_row(tiny_run, capsys):
     assert again['refined_miou'] == result['refined_miou']
 
 
-def test_step_0_trains_on_the_seeds_and_bad_inputs_raise(tiny_run, tmp_path):
+def test_step_0_trains_on_its_mined_labels_and_bad_inputs_raise(tiny_run,
+                                                                tmp_path):
     config, work_dir = tiny_run
     tool = load_tool()
     assert tool.training_labels_dir(work_dir, 0) == osp.join(
-        work_dir, 'step_0', 'seeds')
+        work_dir, 'step_0', 'labels')
     with pytest.raises(RuntimeError, match='step_5/unary is not done'):
         tool.main([config, work_dir, '--step', '5'])
     with pytest.raises(FileNotFoundError, match='label folder'):

@@ -1,0 +1,159 @@
+"""One stage of a finished EM run retrained with a variant config.
+
+What the benchmark tools that retrain a stage share
+(``tools/benchmarks/pairwise.py``: g_T, ``tools/benchmarks/unary_step.py``:
+f_T): the stage outputs the run's manifest records, a fresh output folder
+``<work_dir>/benchmarks/<name>_<hash>`` per variant (the hash of its stage
+config and training labels, so a rerun resumes there), the pixels a
+variant's label map fixes and breaks against a reference map of the run,
+and the result written as ``result.json`` and a markdown row ``row.md``.
+Label maps are (H, W) ``uint8`` with 255 = unknown.
+"""
+import argparse
+import copy
+import json
+import os.path as osp
+from typing import Dict, Optional
+
+import torch
+from mmengine.config import Config, DictAction
+
+from ..evaluation.label_metrics import to_json_safe
+from ..labels.label_io import IGNORE_INDEX, atomic_write_bytes, read_label
+from ..registry import DATASETS
+from .manifest import Manifest, config_hash
+
+
+def stage_outputs(work_dir: str, stage: str) -> dict:
+    """The outputs ``work_dir``'s manifest records for a done ``stage``.
+
+    Raises:
+        RuntimeError: naming the stage when it is not done.
+    """
+    manifest = Manifest(osp.join(work_dir, 'manifest.json'), writable=False)
+    record = manifest.record(stage)
+    if record is None or record['state'] != 'done':
+        raise RuntimeError(f'{work_dir}: stage {stage} is not done (its '
+                           'manifest records '
+                           f"{record and record['state']})")
+    return record['outputs']
+
+
+def check_label_dir(label_dir: str) -> str:
+    """``label_dir`` when it is a folder.
+
+    Raises:
+        FileNotFoundError: naming the folder.
+    """
+    if not osp.isdir(label_dir):
+        raise FileNotFoundError(f'label folder not found: {label_dir}')
+    return label_dir
+
+
+def benchmark_dir(work_dir: str, name: str, stage_cfg: dict,
+                  label_dir: str) -> str:
+    """``<work_dir>/benchmarks/<name>_<hash>``: one folder per variant
+    (stage config and training labels)."""
+    return osp.join(work_dir, 'benchmarks',
+                    f'{name}_{config_hash(stage_cfg, osp.abspath(label_dir))}')
+
+
+def build_dataset(cfg: Config):
+    """The run's training images with the loop's (inference) pipeline."""
+    return DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
+
+
+def default_device() -> str:
+    """The GPU when there is one."""
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def variant_name(cfg_options: Optional[dict], prefix: str = '') -> str:
+    """The ``--cfg-options`` as ``key=value`` (keys without ``prefix``),
+    ``default`` without any."""
+    if not cfg_options:
+        return 'default'
+    return ' '.join(f'{key.removeprefix(prefix)}={value}'
+                    for key, value in cfg_options.items())
+
+
+def fix_break_counts(unary_dir: str, variant_dir: str,
+                     dataset) -> Dict[str, int]:
+    """Pixels a variant's label maps fix / break, against the ground truth.
+
+    Args:
+        unary_dir (str): The reference maps, a unary net's output.
+        variant_dir (str): The maps compared with them (refined, or another
+            unary net's).
+        dataset (BaseSegDataset): Image ids and ground-truth masks.
+
+    Returns:
+        dict: ``unary_wrong`` (labelled ground-truth pixels where the
+        reference differs), ``fixed`` (of those, right in the variant),
+        ``unary_right`` and ``broken`` (of those, wrong in the variant).
+        Images without ground truth are skipped.
+    """
+    counts = dict(unary_wrong=0, fixed=0, unary_right=0, broken=0)
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        if info.get('gt_seg_map_path') is None:
+            continue
+        gt = read_label(info['gt_seg_map_path'])
+        unary = read_label(osp.join(unary_dir, f"{info['img_id']}.png"))
+        variant = read_label(osp.join(variant_dir, f"{info['img_id']}.png"))
+        known = gt != IGNORE_INDEX
+        wrong = known & (unary != gt)
+        right = known & (unary == gt)
+        counts['unary_wrong'] += int(wrong.sum())
+        counts['fixed'] += int((wrong & (variant == gt)).sum())
+        counts['unary_right'] += int(right.sum())
+        counts['broken'] += int((right & (variant != gt)).sum())
+    return counts
+
+
+def percent_cell(part: int, total: int) -> str:
+    """``part of total (share %)``."""
+    share = 100 * part / total if total else float('nan')
+    return f'{part:,} of {total:,} ({share:.1f} %)'
+
+
+def table(header: str, row: str) -> str:
+    """A markdown table of one row under ``header``."""
+    separator = '|' + '---|' * (header.count('|') - 1)
+    return '\n'.join((header, separator, row))
+
+
+def write_result(out_dir: str, result: dict, header: str, row: str) -> None:
+    """``result.json`` (the result with its row; NaN as null) and
+    ``row.md`` (the row under its header) in ``out_dir``."""
+    atomic_write_bytes(
+        osp.join(out_dir, 'result.json'),
+        json.dumps(to_json_safe(dict(result, row=row)), indent=2).encode())
+    atomic_write_bytes(osp.join(out_dir, 'row.md'),
+                       (table(header, row) + '\n').encode())
+
+
+def print_result(header: str, row: str, out_dir: str) -> None:
+    """The row under its header, then the output folder."""
+    print(table(header, row))
+    print(f'\n{out_dir}')
+
+
+def benchmark_parser(description: str,
+                     network: str) -> argparse.ArgumentParser:
+    """The arguments every stage benchmark takes: the run (``config``,
+    ``work_dir``), ``--step``, ``--label-dir``, ``--cfg-options``.
+
+    Args:
+        network (str): The retrained net, e.g. ``'f_T'``, for the help.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='the EM config of the run')
+    parser.add_argument('work_dir', help='the finished run')
+    parser.add_argument('--step', type=int, default=1,
+                        help=f'EM step T whose {network} is retrained')
+    parser.add_argument('--label-dir', help='labels to train on (default: '
+                        f'what the loop trains {network} on)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='the variant: overrides of CONFIG, key=value')
+    return parser

@@ -1,0 +1,150 @@
+"""Retrain the unary net of a finished EM step with a variant config.
+
+Run from the repository root on a finished run (CONFIG: the config it was
+trained with, WORK_DIR: its work dir)::
+
+    python tools/benchmarks/unary_step.py CONFIG WORK_DIR [--step T]
+        [--label-dir DIR] [--cfg-options KEY=VALUE ...]
+
+e.g. ``--step 1 --cfg-options train_cfg.unary.optim_wrapper.optimizer.lr=1e-3``
+or ``--step 1 --label-dir WORK_DIR/step_0/labels`` (f_1 on Y_0 instead of
+the refined labels).
+
+Only step T's unary net f_T is retrained, as the EM loop trains it: its
+stage config ``train_cfg.unary`` (``CONFIG`` with ``--cfg-options``) on, by
+default, the labels the loop trains f_T on (``step_{T-1}/refined``, or
+``step_{T-1}/labels`` with ``train_cfg.unary_labels='mined'``; the seeds
+``step_0/seeds`` for T = 0). Everything goes to a fresh
+``WORK_DIR/benchmarks/unary_step<T>_<hash>`` (the hash of the variant's
+stage config and labels; rerunning resumes there): the stage's work dir
+``unary/``, the variant's output on the training images (``unary_labels/``,
+the tag-restricted argmax, as the loop's ``step_T/unary_labels`` stage
+writes it), ``result.json`` and ``row.md``.
+
+Prints a markdown table row: the mIoU of the run's f_T output
+(``WORK_DIR/step_T/unary_labels``) and of the variant's, their difference;
+of the pixels the run's f_T gets wrong (against the ground truth) how many
+the variant gets right (fixed), of those it gets right how many the variant
+gets wrong (broken); where the variant's errors are (percent of the
+ground-truth background: labelled foreground; of the foreground: labelled
+background, or another class). Without options the row measures the run's
+own recipe (same seed and labels): it reproduces f_T, difference 0 (bit for
+bit on the CPU; GPU kernels need not be deterministic).
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
+import numpy as np
+from mmengine.registry import init_default_scope
+
+from iaffinity_plugins.cli import load_config
+from iaffinity_plugins.engine.checkpoint import load_model
+from iaffinity_plugins.engine.stage_benchmark import (benchmark_dir,
+                                                      benchmark_parser,
+                                                      build_dataset,
+                                                      check_label_dir,
+                                                      default_device,
+                                                      fix_break_counts,
+                                                      percent_cell,
+                                                      print_result,
+                                                      stage_outputs,
+                                                      variant_name,
+                                                      write_result)
+from iaffinity_plugins.engine.stage_runner import FINAL_WEIGHTS, train_stage
+from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
+from iaffinity_plugins.labels.refinement import write_label_maps
+
+HEADER = ('| run | step | labels | variant | run f_T mIoU | variant mIoU | '
+          'variant - run | fixed (of run wrong) | broken (of run right) | '
+          'bg as fg (% of bg) | fg as bg (% of fg) | fg wrong class '
+          '(% of fg) |')
+# The error breakdown columns (``label_metrics.error_breakdown``).
+ERROR_COLUMNS = ('bg_as_fg', 'fg_as_bg', 'fg_wrong_class')
+# Shown in the variant cell without this prefix.
+UNARY_PREFIX = 'train_cfg.unary.'
+
+
+def training_labels_dir(work_dir: str, step: int,
+                        unary_labels: str = 'refined') -> str:
+    """What the EM loop trains f_step on (the loop's ``unary_targets_dir``):
+    the seeds for step 0, after it the previous step's refined labels
+    (``unary_labels='refined'``) or mined ones (``'mined'``)."""
+    if step == 0:
+        return osp.join(work_dir, 'step_0', 'seeds')
+    name = 'refined' if unary_labels == 'refined' else 'labels'
+    return osp.join(work_dir, f'step_{step - 1}', name)
+
+
+def _percent(value: Optional[float]) -> str:
+    return '-' if value is None or np.isnan(value) else f'{value:.2f}'
+
+
+def format_row(result: dict) -> str:
+    """One markdown row of :data:`HEADER`."""
+    counts = result['pixels']
+    errors = ' | '.join(_percent(result['errors'][name])
+                        for name in ERROR_COLUMNS)
+    return (f"| {result['run']} | {result['step']} | {result['labels']} | "
+            f"{result['variant']} | {result['run_miou']:.2f} | "
+            f"{result['variant_miou']:.2f} | "
+            f"{result['variant_miou'] - result['run_miou']:+.2f} | "
+            f"{percent_cell(counts['fixed'], counts['unary_wrong'])} | "
+            f"{percent_cell(counts['broken'], counts['unary_right'])} | "
+            f'{errors} |')
+
+
+def run(config: str, work_dir: str, step: int = 1,
+        label_dir: Optional[str] = None,
+        cfg_options: Optional[dict] = None) -> dict:
+    """Retrain step ``step``'s unary net and measure it (module docstring);
+    returns the result (also in ``result.json``)."""
+    init_default_scope('mmseg')
+    cfg = load_config(config, cfg_options, work_dir, 'none')
+    stage_outputs(work_dir, f'step_{step}/unary_labels')  # f_T's output
+    run_output = osp.join(work_dir, f'step_{step}', 'unary_labels')
+    labels = check_label_dir(label_dir or training_labels_dir(
+        work_dir, step, cfg.train_cfg.get('unary_labels', 'refined')))
+    stage_cfg = cfg.train_cfg.to_dict()['unary']
+    out_dir = benchmark_dir(work_dir, f'unary_step{step}', stage_cfg, labels)
+    weights = osp.join(out_dir, 'unary', FINAL_WEIGHTS)
+    if not osp.isfile(weights):  # present: trained to the end before
+        weights = train_stage(stage_cfg, cfg, osp.join(out_dir, 'unary'),
+                              f'benchmark/step_{step}/unary', labels)
+    dataset = build_dataset(cfg)
+    unary = load_model(stage_cfg['model'], weights, default_device())
+    output = osp.join(out_dir, 'unary_labels')
+    write_label_maps(unary, None, dataset, dict(unary=output))
+    run_quality = evaluate_label_dir(run_output, dataset)
+    quality = evaluate_label_dir(output, dataset)
+    result = dict(
+        run=work_dir, step=step, labels=osp.relpath(labels, work_dir),
+        variant=variant_name(cfg_options, UNARY_PREFIX), out_dir=out_dir,
+        run_miou=run_quality['miou'], variant_miou=quality['miou'],
+        pixels=fix_break_counts(run_output, output, dataset),
+        errors=quality['errors'], run_errors=run_quality['errors'])
+    write_result(out_dir, result, HEADER, format_row(result))
+    return result
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return benchmark_parser(__doc__.splitlines()[0],
+                            'unary net f_T').parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
+    args = parse_args(argv)
+    if args.step < 0:
+        raise ValueError(f'--step must be >= 0, got {args.step}')
+    os.environ.setdefault('LOCAL_RANK', '0')
+    result = run(args.config, args.work_dir, args.step, args.label_dir,
+                 args.cfg_options)
+    row = format_row(result)
+    print_result(HEADER, row, result['out_dir'])
+    return result, row
+
+
+if __name__ == '__main__':
+    main()
