@@ -12,16 +12,20 @@ Label maps are (H, W) ``uint8`` with 255 = unknown.
 import argparse
 import copy
 import json
+import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 
+from ..cli import load_config
 from ..evaluation.label_metrics import to_json_safe
 from ..labels.label_io import IGNORE_INDEX, atomic_write_bytes, read_label
 from ..registry import DATASETS
 from .manifest import Manifest, config_hash
+from .stage_runner import FINAL_WEIGHTS, train_stage
 
 
 def stage_outputs(work_dir: str, stage: str) -> dict:
@@ -50,12 +54,32 @@ def check_label_dir(label_dir: str) -> str:
     return label_dir
 
 
+def load_run_config(config: str, cfg_options: Optional[dict],
+                    work_dir: str) -> Config:
+    """The run's config with the variant's ``--cfg-options`` applied (as
+    ``tools/train.py`` reads it), mmseg's registry scope set."""
+    init_default_scope('mmseg')
+    return load_config(config, cfg_options, work_dir, 'none')
+
+
 def benchmark_dir(work_dir: str, name: str, stage_cfg: dict,
                   label_dir: str) -> str:
     """``<work_dir>/benchmarks/<name>_<hash>``: one folder per variant
     (stage config and training labels)."""
     return osp.join(work_dir, 'benchmarks',
                     f'{name}_{config_hash(stage_cfg, osp.abspath(label_dir))}')
+
+
+def train_variant(stage_cfg: dict, runtime_cfg: Config, out_dir: str,
+                  stage: str, step: int, label_dir: str) -> str:
+    """The variant's final weights: trained as the loop trains the stage
+    (:func:`~.stage_runner.train_stage`) into ``out_dir/<stage>``, resumed
+    there, or found there when trained to the end before."""
+    weights = osp.join(out_dir, stage, FINAL_WEIGHTS)
+    if osp.isfile(weights):
+        return weights
+    return train_stage(stage_cfg, runtime_cfg, osp.join(out_dir, stage),
+                       f'benchmark/step_{step}/{stage}', label_dir)
 
 
 def build_dataset(cfg: Config):
@@ -111,10 +135,29 @@ def fix_break_counts(unary_dir: str, variant_dir: str,
     return counts
 
 
+# ------------------------------------------------------------ the result row
+def markdown_row(*cells: object) -> str:
+    """``| cell | cell | ... |``."""
+    return '| ' + ' | '.join(str(cell) for cell in cells) + ' |'
+
+
+def variant_cells(result: dict) -> List[str]:
+    """The cells naming the variant: ``run``, ``step``, ``labels``,
+    ``variant``."""
+    return [result[key] for key in ('run', 'step', 'labels', 'variant')]
+
+
 def percent_cell(part: int, total: int) -> str:
     """``part of total (share %)``."""
     share = 100 * part / total if total else float('nan')
     return f'{part:,} of {total:,} ({share:.1f} %)'
+
+
+def fix_break_cells(counts: Dict[str, int]) -> List[str]:
+    """The cells of :func:`fix_break_counts`: fixed of the reference's
+    wrong pixels, broken of its right ones."""
+    return [percent_cell(counts['fixed'], counts['unary_wrong']),
+            percent_cell(counts['broken'], counts['unary_right'])]
 
 
 def table(header: str, row: str) -> str:
@@ -139,13 +182,15 @@ def print_result(header: str, row: str, out_dir: str) -> None:
     print(f'\n{out_dir}')
 
 
+# ---------------------------------------------------------- command line
 def benchmark_parser(description: str,
                      network: str) -> argparse.ArgumentParser:
     """The arguments every stage benchmark takes: the run (``config``,
     ``work_dir``), ``--step``, ``--label-dir``, ``--cfg-options``.
 
     Args:
-        network (str): The retrained net, e.g. ``'f_T'``, for the help.
+        network (str): The retrained net, e.g. ``'unary net f_T'``, for the
+            help.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('config', help='the EM config of the run')
@@ -153,7 +198,22 @@ def benchmark_parser(description: str,
     parser.add_argument('--step', type=int, default=1,
                         help=f'EM step T whose {network} is retrained')
     parser.add_argument('--label-dir', help='labels to train on (default: '
-                        f'what the loop trains {network} on)')
+                        f'what the loop trains the {network} on)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='the variant: overrides of CONFIG, key=value')
     return parser
+
+
+def parse_benchmark_args(parser: argparse.ArgumentParser,
+                         argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Parse ``argv``, check ``--step`` and set the single process's
+    ``LOCAL_RANK`` (the stage runner reads it).
+
+    Raises:
+        ValueError: ``--step`` below 0.
+    """
+    args = parser.parse_args(argv)
+    if args.step < 0:
+        raise ValueError(f'--step must be >= 0, got {args.step}')
+    os.environ.setdefault('LOCAL_RANK', '0')
+    return args

@@ -28,29 +28,14 @@ J of the refined labels and of the training labels (Table 7, the loop's
 fixed image sample). Without options the row measures the run's own recipe
 (same seed, unary and labels), the baseline of the variants.
 """
-import argparse
-import os
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
-from mmengine.registry import init_default_scope
-
-from iaffinity_plugins.cli import load_config
+from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.engine.checkpoint import load_model
-from iaffinity_plugins.engine.stage_benchmark import (benchmark_dir,
-                                                      benchmark_parser,
-                                                      build_dataset,
-                                                      check_label_dir,
-                                                      default_device,
-                                                      fix_break_counts,
-                                                      percent_cell,
-                                                      print_result,
-                                                      stage_outputs,
-                                                      variant_name,
-                                                      write_result)
 from iaffinity_plugins.engine.stage_configs import pairwise_stage_cfg
-from iaffinity_plugins.engine.stage_runner import FINAL_WEIGHTS, train_stage
+from iaffinity_plugins.engine.stage_runner import FINAL_WEIGHTS
 from iaffinity_plugins.evaluation.energy import mean_energy
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.refinement import write_label_maps
@@ -75,7 +60,7 @@ def unary_weights(work_dir: str, step: int) -> str:
     directory is looked up in the stage's folder of ``work_dir``.
     """
     stage = f'step_{step}/unary'
-    recorded = stage_outputs(work_dir, stage)['weights']
+    recorded = bench.stage_outputs(work_dir, stage)['weights']
     weights = recorded
     if not osp.isfile(weights):
         weights = osp.join(work_dir, f'step_{step}', 'unary', FINAL_WEIGHTS)
@@ -90,15 +75,12 @@ def _energy(value: Optional[float]) -> str:
 
 def format_row(result: dict) -> str:
     """One markdown row of :data:`HEADER`."""
-    counts = result['pixels']
-    return (f"| {result['run']} | {result['step']} | {result['labels']} | "
-            f"{result['variant']} | {result['unary_miou']:.2f} | "
-            f"{result['refined_miou']:.2f} | "
-            f"{result['refined_miou'] - result['unary_miou']:+.2f} | "
-            f"{percent_cell(counts['fixed'], counts['unary_wrong'])} | "
-            f"{percent_cell(counts['broken'], counts['unary_right'])} | "
-            f"{_energy(result['energy_refined'])} | "
-            f"{_energy(result['energy_labels'])} |")
+    return bench.markdown_row(
+        *bench.variant_cells(result), f"{result['unary_miou']:.2f}",
+        f"{result['refined_miou']:.2f}",
+        f"{result['refined_miou'] - result['unary_miou']:+.2f}",
+        *bench.fix_break_cells(result['pixels']),
+        _energy(result['energy_refined']), _energy(result['energy_labels']))
 
 
 def run(config: str, work_dir: str, step: int = 1,
@@ -107,10 +89,10 @@ def run(config: str, work_dir: str, step: int = 1,
         energy_samples: Optional[int] = None) -> dict:
     """Retrain step ``step``'s pairwise net and measure it (module
     docstring); returns the result (also in ``result.json``)."""
-    init_default_scope('mmseg')
-    cfg = load_config(config, cfg_options, work_dir, 'none')
+    cfg = bench.load_run_config(config, cfg_options, work_dir)
     weights = unary_weights(work_dir, step)
-    labels = check_label_dir(label_dir or training_labels_dir(work_dir, step))
+    labels = bench.check_label_dir(label_dir
+                                   or training_labels_dir(work_dir, step))
     loop_cfg = cfg.train_cfg.to_dict()
     if loop_cfg.get('pairwise') is None:
         raise ValueError('the config has no pairwise net (train_cfg.'
@@ -118,14 +100,12 @@ def run(config: str, work_dir: str, step: int = 1,
     stage_cfg = pairwise_stage_cfg(loop_cfg['pairwise'],
                                    loop_cfg['unary']['model'], weights,
                                    work_dir, loop_cfg.get('superpixels'))
-    out_dir = benchmark_dir(work_dir, f'pairwise_step{step}', stage_cfg,
-                            labels)
-    weights = osp.join(out_dir, 'pairwise', FINAL_WEIGHTS)
-    if not osp.isfile(weights):  # present: trained to the end before
-        weights = train_stage(stage_cfg, cfg, osp.join(out_dir, 'pairwise'),
-                              f'benchmark/step_{step}/pairwise', labels)
-    dataset = build_dataset(cfg)
-    refiner = load_model(stage_cfg['model'], weights, default_device())
+    out_dir = bench.benchmark_dir(work_dir, f'pairwise_step{step}',
+                                  stage_cfg, labels)
+    weights = bench.train_variant(stage_cfg, cfg, out_dir, 'pairwise', step,
+                                  labels)
+    dataset = bench.build_dataset(cfg)
+    refiner = load_model(stage_cfg['model'], weights, bench.default_device())
     out_dirs = dict(unary=osp.join(out_dir, 'unary_labels'),
                     refined=osp.join(out_dir, 'refined'))
     # The refiner computes f_T's probabilities itself: one forward gives
@@ -135,36 +115,31 @@ def run(config: str, work_dir: str, step: int = 1,
         energy_samples = cfg.train_cfg.get('energy_samples', 100)
     result = dict(
         run=work_dir, step=step, labels=osp.relpath(labels, work_dir),
-        variant=variant_name(cfg_options, PAIRWISE_PREFIX), out_dir=out_dir,
+        variant=bench.variant_name(cfg_options, PAIRWISE_PREFIX),
+        out_dir=out_dir,
         unary_miou=evaluate_label_dir(out_dirs['unary'], dataset)['miou'],
         refined_miou=evaluate_label_dir(out_dirs['refined'],
                                         dataset)['miou'],
-        pixels=fix_break_counts(out_dirs['unary'], out_dirs['refined'],
-                                dataset),
+        pixels=bench.fix_break_counts(out_dirs['unary'], out_dirs['refined'],
+                                      dataset),
         energy_refined=mean_energy(refiner, dataset, out_dirs['refined'],
                                    energy_samples),
         energy_labels=mean_energy(refiner, dataset, labels, energy_samples))
-    write_result(out_dir, result, HEADER, format_row(result))
+    bench.write_result(out_dir, result, HEADER, format_row(result))
     return result
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = benchmark_parser(__doc__.splitlines()[0], 'pairwise net g_T')
+def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
+    parser = bench.benchmark_parser(__doc__.splitlines()[0],
+                                    'pairwise net g_T')
     parser.add_argument('--energy-samples', type=int, help='images of the '
                         "energy J (default: the config's energy_samples; 0: "
                         'no J)')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
-    args = parse_args(argv)
-    if args.step < 0:
-        raise ValueError(f'--step must be >= 0, got {args.step}')
-    os.environ.setdefault('LOCAL_RANK', '0')
+    args = bench.parse_benchmark_args(parser, argv)
     result = run(args.config, args.work_dir, args.step, args.label_dir,
                  args.cfg_options, args.energy_samples)
     row = format_row(result)
-    print_result(HEADER, row, result['out_dir'])
+    bench.print_result(HEADER, row, result['out_dir'])
     return result, row
 
 

@@ -31,29 +31,13 @@ background, or another class). Without options the row measures the run's
 own recipe (same seed and labels): it reproduces f_T, difference 0 (bit for
 bit on the CPU; GPU kernels need not be deterministic).
 """
-import argparse
-import os
+import math
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
-import numpy as np
-from mmengine.registry import init_default_scope
-
-from iaffinity_plugins.cli import load_config
+from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.engine.checkpoint import load_model
-from iaffinity_plugins.engine.stage_benchmark import (benchmark_dir,
-                                                      benchmark_parser,
-                                                      build_dataset,
-                                                      check_label_dir,
-                                                      default_device,
-                                                      fix_break_counts,
-                                                      percent_cell,
-                                                      print_result,
-                                                      stage_outputs,
-                                                      variant_name,
-                                                      write_result)
-from iaffinity_plugins.engine.stage_runner import FINAL_WEIGHTS, train_stage
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.refinement import write_label_maps
 
@@ -79,21 +63,18 @@ def training_labels_dir(work_dir: str, step: int,
 
 
 def _percent(value: Optional[float]) -> str:
-    return '-' if value is None or np.isnan(value) else f'{value:.2f}'
+    """A share in percent; ``-`` for none (NaN, or null from JSON)."""
+    return '-' if value is None or math.isnan(value) else f'{value:.2f}'
 
 
 def format_row(result: dict) -> str:
     """One markdown row of :data:`HEADER`."""
-    counts = result['pixels']
-    errors = ' | '.join(_percent(result['errors'][name])
-                        for name in ERROR_COLUMNS)
-    return (f"| {result['run']} | {result['step']} | {result['labels']} | "
-            f"{result['variant']} | {result['run_miou']:.2f} | "
-            f"{result['variant_miou']:.2f} | "
-            f"{result['variant_miou'] - result['run_miou']:+.2f} | "
-            f"{percent_cell(counts['fixed'], counts['unary_wrong'])} | "
-            f"{percent_cell(counts['broken'], counts['unary_right'])} | "
-            f'{errors} |')
+    return bench.markdown_row(
+        *bench.variant_cells(result), f"{result['run_miou']:.2f}",
+        f"{result['variant_miou']:.2f}",
+        f"{result['variant_miou'] - result['run_miou']:+.2f}",
+        *bench.fix_break_cells(result['pixels']),
+        *(_percent(result['errors'][name]) for name in ERROR_COLUMNS))
 
 
 def run(config: str, work_dir: str, step: int = 1,
@@ -101,48 +82,41 @@ def run(config: str, work_dir: str, step: int = 1,
         cfg_options: Optional[dict] = None) -> dict:
     """Retrain step ``step``'s unary net and measure it (module docstring);
     returns the result (also in ``result.json``)."""
-    init_default_scope('mmseg')
-    cfg = load_config(config, cfg_options, work_dir, 'none')
-    stage_outputs(work_dir, f'step_{step}/unary_labels')  # f_T's output
+    cfg = bench.load_run_config(config, cfg_options, work_dir)
+    bench.stage_outputs(work_dir, f'step_{step}/unary_labels')  # f_T's output
     run_output = osp.join(work_dir, f'step_{step}', 'unary_labels')
-    labels = check_label_dir(label_dir or training_labels_dir(
+    labels = bench.check_label_dir(label_dir or training_labels_dir(
         work_dir, step, cfg.train_cfg.get('unary_labels', 'refined')))
     stage_cfg = cfg.train_cfg.to_dict()['unary']
-    out_dir = benchmark_dir(work_dir, f'unary_step{step}', stage_cfg, labels)
-    weights = osp.join(out_dir, 'unary', FINAL_WEIGHTS)
-    if not osp.isfile(weights):  # present: trained to the end before
-        weights = train_stage(stage_cfg, cfg, osp.join(out_dir, 'unary'),
-                              f'benchmark/step_{step}/unary', labels)
-    dataset = build_dataset(cfg)
-    unary = load_model(stage_cfg['model'], weights, default_device())
+    out_dir = bench.benchmark_dir(work_dir, f'unary_step{step}', stage_cfg,
+                                  labels)
+    weights = bench.train_variant(stage_cfg, cfg, out_dir, 'unary', step,
+                                  labels)
+    dataset = bench.build_dataset(cfg)
+    unary = load_model(stage_cfg['model'], weights, bench.default_device())
     output = osp.join(out_dir, 'unary_labels')
+    # As the loop's step_T/unary_labels stage: the tag-restricted argmax.
     write_label_maps(unary, None, dataset, dict(unary=output))
     run_quality = evaluate_label_dir(run_output, dataset)
     quality = evaluate_label_dir(output, dataset)
     result = dict(
         run=work_dir, step=step, labels=osp.relpath(labels, work_dir),
-        variant=variant_name(cfg_options, UNARY_PREFIX), out_dir=out_dir,
-        run_miou=run_quality['miou'], variant_miou=quality['miou'],
-        pixels=fix_break_counts(run_output, output, dataset),
+        variant=bench.variant_name(cfg_options, UNARY_PREFIX),
+        out_dir=out_dir, run_miou=run_quality['miou'],
+        variant_miou=quality['miou'],
+        pixels=bench.fix_break_counts(run_output, output, dataset),
         errors=quality['errors'], run_errors=run_quality['errors'])
-    write_result(out_dir, result, HEADER, format_row(result))
+    bench.write_result(out_dir, result, HEADER, format_row(result))
     return result
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    return benchmark_parser(__doc__.splitlines()[0],
-                            'unary net f_T').parse_args(argv)
-
-
 def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
-    args = parse_args(argv)
-    if args.step < 0:
-        raise ValueError(f'--step must be >= 0, got {args.step}')
-    os.environ.setdefault('LOCAL_RANK', '0')
+    args = bench.parse_benchmark_args(bench.benchmark_parser(
+        __doc__.splitlines()[0], 'unary net f_T'), argv)
     result = run(args.config, args.work_dir, args.step, args.label_dir,
                  args.cfg_options)
     row = format_row(result)
-    print_result(HEADER, row, result['out_dir'])
+    bench.print_result(HEADER, row, result['out_dir'])
     return result, row
 
 
