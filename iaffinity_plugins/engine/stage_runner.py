@@ -4,9 +4,9 @@ Each stage (CAM classifier, unary, pairwise, region confidence) is a full
 mmengine runner sub-config (``model``, ``train_dataloader``, ``optim_wrapper``,
 ``param_scheduler``, ``train_cfg``); the EM loop adds the runtime settings of
 the outer run, the stage's work dir and the label folder it trains on. A
-stage that was killed mid-training resumes from its last checkpoint. Its
-runner logs everything to its own folder; the console shows a progress bar
-(``engine/console.py``).
+stage that was killed mid-training resumes from its last checkpoint, torch's
+random state included (``rng_state.py``). Its runner logs everything to
+its own folder; the console shows a progress bar (``engine/console.py``).
 """
 import copy
 import io
@@ -23,6 +23,7 @@ from mmengine.runner import find_latest_checkpoint
 
 from ..labels.label_io import atomic_write_bytes
 from .console import QuietConsoleRunner
+from .rng_state import TorchRNGStateHook
 
 # Outer-run settings every stage runner inherits.
 RUNTIME_KEYS = ('default_scope', 'env_cfg', 'log_processor', 'log_level',
@@ -157,8 +158,11 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
         innermost_dataset(cfg['train_dataloader']['dataset'])[
             'label_dir'] = label_dir
     cfg.setdefault('model_wrapper_cfg', model_wrapper_cfg())
+    # TorchRNGStateHook: a resumed training draws the dropout masks an
+    # uninterrupted one would.
     cfg['custom_hooks'] = [*cfg.get('custom_hooks', []),
-                           dict(type='TrainProgressHook', desc=name)]
+                           dict(type='TrainProgressHook', desc=name),
+                           dict(type=TorchRNGStateHook.__name__)]
     checkpoint_hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
     if 0 < checkpoint_hook.get('max_keep_ckpts', -1) < 2:
         # One kept checkpoint is removed before the next is written: a kill
