@@ -257,8 +257,14 @@ def test_gate_affinity_loss_trains_the_gates():
 
 
 def test_gate_affinity_loss_alone_links_regions_and_cuts_boundaries():
-    """Two flat colour halves labelled 0 | 1: a few steps on the affinity
-    loss alone raise the gates inside the halves, lower those across."""
+    """Two flat colour halves labelled 0 | 1: training on the affinity loss
+    alone raises the gates inside the halves and lowers those across.
+
+    Over 20 random inits, 100 Adam steps left at most 0.24 of the first loss,
+    raised the within-half affinity by at least 0.63 and left the
+    cross-boundary affinity at most 0.031 (30 steps left it up to 0.29).
+    """
+    torch.manual_seed(0)
     refiner = make_refiner(
         head=PURE_HEAD, loss_affinity=dict(type='AffinityLoss'))
     refiner.train()
@@ -277,11 +283,11 @@ def test_gate_affinity_loss_alone_links_regions_and_cuts_boundaries():
                                                                 labels)
 
     start, first_loss = affinities()
-    for _ in range(30):
+    for _ in range(100):
         optimizer.zero_grad()
         affinities()[1].backward()
         optimizer.step()
     end, last_loss = affinities()
     assert last_loss < first_loss / 2
-    assert end[within].mean() > start[within].mean() + 0.2
+    assert end[within].mean() > start[within].mean() + 0.4
     assert end[pairs['neg']].mean() < 0.1
