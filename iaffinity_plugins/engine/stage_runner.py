@@ -171,7 +171,9 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
     checkpoint = resumable_checkpoint(work_dir)
     cfg.update(work_dir=work_dir, experiment_name=name.replace('/', '_'),
                resume=checkpoint is not None, load_from=checkpoint)
-    return Config(cfg)
+    # mmengine formats the config text (yapf, seconds a time) at the start
+    # and at every checkpoint: left unformatted, it is still valid Python.
+    return Config(cfg, format_python_code=False)
 
 
 def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
