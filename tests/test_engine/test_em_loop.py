@@ -67,13 +67,11 @@ def test_own_data_config_runs_on_a_voc_folder_without_tags(tmp_path):
     evaluated."""
     make_photo_demo(str(tmp_path / 'data'), num_train=10, num_val=3,
                     min_size=64, max_size=80, max_objects=2, seed=3)
-    config = _tiny_config(tmp_path, iters=2, num_steps=1, config=CUSTOM)
-    process = _train(config)
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, output[-3000:]
+    config = _tiny_config(tmp_path, iters=2, num_steps=0, config=CUSTOM)
+    output = _finish(config)
     assert 'tags.txt not found' in output  # one line per split
     stages = _stages(tmp_path / 'work')
-    assert list(stages) == _stage_names(num_steps=1)
+    assert list(stages) == _stage_names(num_steps=0)
     report = json.loads((tmp_path / 'work' / 'report.json').read_text())
     assert report['seeds']['miou'] is not None
     assert report['final']['miou'] is not None
@@ -84,6 +82,14 @@ def _train(config: str, **popen_kwargs) -> subprocess.Popen:
         [sys.executable, osp.join(REPO, 'tools', 'train.py'), config],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, **popen_kwargs)
+
+
+def _finish(config: str) -> str:
+    """Run ``config`` to its end; its console output."""
+    process = _train(config)
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output[-3000:]
+    return output
 
 
 def _stages(work_dir) -> dict:
@@ -120,12 +126,18 @@ def _trained_on(stage_dir) -> str:
 MIOU_MARGIN = 8.0
 
 
-def test_em_run_writes_labels_manifest_and_report(tmp_path):
-    config = _tiny_config(tmp_path)
-    process = _train(config)
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, output[-3000:]
-    work_dir = tmp_path / 'work'
+@pytest.fixture(scope='module')
+def two_step_run(tmp_path_factory) -> SimpleNamespace:
+    """A finished run of two tiny EM steps after step 0: its config, work
+    dir and console output."""
+    root = tmp_path_factory.mktemp('two_steps')
+    config = _tiny_config(root)
+    return SimpleNamespace(config=config, work_dir=root / 'work',
+                           output=_finish(config))
+
+
+def test_em_run_writes_labels_manifest_and_report(two_step_run):
+    work_dir, output = two_step_run.work_dir, two_step_run.output
 
     stages = _stages(work_dir)
     # Algorithm 1's order, stage by stage.
@@ -190,7 +202,7 @@ def test_em_run_writes_labels_manifest_and_report(tmp_path):
     for name in ('report_miou.png', 'report_errors.png', 'report_grid.png'):
         assert (work_dir / name).exists(), name
     scalars = list(work_dir.glob('*/vis_data/scalars.json'))
-    assert scalars and '"step/refined_miou"' in scalars[0].read_text()
+    assert any('"step/refined_miou"' in path.read_text() for path in scalars)
 
 
 def _loop(work_dir, **kwargs) -> IterativeAffinityLoop:
@@ -245,69 +257,93 @@ def _newest_log(stage_dir) -> str:
     return (run / f'{run.name}.log').read_text()
 
 
-@pytest.mark.parametrize('marker', [
-    'step_0/seeds', 'step_0/unary/last_checkpoint',
-    'final/unary/last_checkpoint'
-])
-def test_killed_run_resumes_without_redoing_finished_stages(tmp_path, marker):
-    """SIGKILL while seeds are written, mid unary training of step 0 and mid
-    final unary training (after every EM step finished); the same command
-    then finishes without redoing any stage that had finished, and a
-    half-trained network resumes from its checkpoint."""
-    config = _tiny_config(tmp_path, iters=30, num_steps=1)
-    work_dir = tmp_path / 'work'
+def _reached(marker) -> bool:
+    """A stage's first checkpoint (``last_checkpoint``), or a label folder
+    with its first file."""
+    if marker.name == 'last_checkpoint':
+        return marker.exists()
+    return marker.is_dir() and any(
+        name.endswith('.png') for name in os.listdir(marker))
+
+
+def _kill_when(config: str, log_path, marker) -> None:
+    """Start the run and SIGKILL it (its whole process group) as soon as
+    ``marker`` is :func:`_reached`."""
     # The log goes to a file: an undrained pipe would block the run.
-    with open(tmp_path / 'killed.log', 'w') as log:
+    with open(log_path, 'w') as log:
         process = subprocess.Popen(
             [sys.executable, osp.join(REPO, 'tools', 'train.py'), config],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
     deadline = time.time() + 600
-    while not (work_dir / marker).exists() or (
-            (work_dir / marker).is_dir()
-            and not any((work_dir / marker).iterdir())):
-        assert process.poll() is None, (tmp_path / 'killed.log').read_text()
+    while not _reached(marker):
+        assert process.poll() is None, log_path.read_text()[-3000:]
         assert time.time() < deadline, f'{marker} never appeared'
-        time.sleep(0.05)
+        time.sleep(0.005)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = [name for name, record in _stages(work_dir).items()
-                if record['state'] == 'done']
-    outputs = _finished_outputs(work_dir)
 
-    process = _train(config)
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, output[-3000:]
-    for name in finished:
-        assert f'[iaffinity] {name}: done, skipped' in output, name
-    stage = marker.rsplit('/', 1)[0]
-    if marker.endswith('last_checkpoint'):
-        assert stage not in finished
-        # Killed mid-training: this stage's new runner resumed from the
+
+def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
+    """One run killed three times, each time started again with the same
+    command: SIGKILL while the seeds are written, mid unary training of step
+    0 and mid final unary training (after every EM step finished). Each new
+    start skips the stages that had finished, a half-trained network
+    resumes from its checkpoint, and nothing written before a kill is
+    written again."""
+    config = _tiny_config(tmp_path, iters=12, num_steps=0)
+    work_dir = tmp_path / 'work'
+    markers = ('step_0/seeds', 'step_0/unary/last_checkpoint',
+               'final/unary/last_checkpoint')
+    finished, outputs, logs = [], {}, []
+    for kill, marker in enumerate(markers):
+        log = tmp_path / f'killed_{kill}.log'
+        _kill_when(config, log, work_dir / marker)
+        logs.append(log)
+        finished.append([name for name, record in _stages(work_dir).items()
+                         if record['state'] == 'done'])
+        # The first mtime seen of each file: a rewrite after it shows.
+        outputs = {**_finished_outputs(work_dir), **outputs}
+        if marker.endswith('last_checkpoint'):
+            assert marker.rsplit('/', 1)[0] not in finished[-1]
+    output = _finish(config)
+
+    # Started again after kill k: the stages done at kill k are skipped.
+    runs = [log.read_text() for log in logs[1:]] + [output]
+    for done, run in zip(finished, runs):
+        for name in done:
+            assert f'[iaffinity] {name}: done, skipped' in run, name
+    for marker in markers[1:]:
+        # Killed mid-training: this stage's next runner resumed from the
         # checkpoint (interval 2) instead of starting at iteration 1.
-        log = _newest_log(work_dir / stage)
+        log = _newest_log(work_dir / marker.rsplit('/', 1)[0])
         resumed = re.search(r'resumed epoch: 0, iter: (\d+)', log)
         assert resumed and int(resumed.group(1)) >= 2, log[-3000:]
-        assert 'Iter(train) [ 1/30]' not in log
-    # Labels and weights written before the kill were not rewritten.
+        assert 'Iter(train) [ 1/12]' not in log
+    # Labels and weights written before a kill were not rewritten.
+    assert outputs
     assert {path: path.stat().st_mtime_ns for path in outputs} == outputs
     stages = _stages(work_dir)
-    assert list(stages) == _stage_names(num_steps=1)
+    assert list(stages) == _stage_names(num_steps=0)
     assert all(record['state'] == 'done' for record in stages.values())
 
 
-def test_changed_config_of_finished_stage_is_reported(tmp_path):
-    config = _tiny_config(tmp_path, num_steps=1)
-    process = _train(config)
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, output[-3000:]
-    cfg = Config.fromfile(config)
+def test_changed_config_of_finished_stage_is_reported(two_step_run,
+                                                      tmp_path):
+    """The CAM's lr changed after the run finished: the run stops at the
+    first stage, naming it, and leaves the finished run as it was."""
+    manifest = two_step_run.work_dir / 'manifest.json'
+    before = manifest.read_bytes(), _finished_outputs(two_step_run.work_dir)
+    cfg = Config.fromfile(two_step_run.config)
     cfg.train_cfg.cam.optim_wrapper.optimizer.lr = 0.5
-    cfg.dump(config)
-    process = _train(config)
+    changed = str(tmp_path / 'changed_lr.py')
+    cfg.dump(changed)
+    process = _train(changed)
     output, _ = process.communicate(timeout=900)
     assert process.returncode != 0
     assert "stage 'seeds/cam'" in output and 'config hash' in output
+    assert (manifest.read_bytes(),
+            _finished_outputs(two_step_run.work_dir)) == before
 
 
 def _same_files(folder, other) -> bool:
@@ -316,51 +352,48 @@ def _same_files(folder, other) -> bool:
         for name in os.listdir(folder))
 
 
+# The ablation and 2-process runs check wiring, which step 0 has whole
+# (its unary net, mining, pairwise net and E-step): they stop after it.
 def test_ablations_without_pairwise_net_or_region_classifier(tmp_path):
     """Table 8 (no pairwise net) with mining by the 80 % rule alone."""
-    config = _tiny_config(tmp_path, num_steps=1)
+    config = _tiny_config(tmp_path, num_steps=0)
     cfg = Config.fromfile(config)
     cfg.train_cfg.pairwise = None
     cfg.train_cfg.mining.mode = 'majority'
     cfg.dump(config)
-    process = _train(config)
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, output[-3000:]
+    _finish(config)
     work_dir = tmp_path / 'work'
     stages = _stages(work_dir)
-    assert list(stages) == _stage_names(num_steps=1)
-    for step in (0, 1):
-        assert stages[f'step_{step}/pairwise']['outputs'] == {'weights': None}
-        assert not (work_dir / f'step_{step}' / 'pairwise').exists()
-        # Without a pairwise net the refined labels are the unary ones.
-        assert _same_files(work_dir / f'step_{step}' / 'refined',
-                           work_dir / f'step_{step}' / 'unary_labels')
-    assert stages['step_1/confidence']['outputs'] == {'weights': None}
+    assert list(stages) == _stage_names(num_steps=0)
+    assert stages['step_0/pairwise']['outputs'] == {'weights': None}
+    assert not (work_dir / 'step_0' / 'pairwise').exists()
+    # Without a pairwise net the refined labels are the unary ones.
+    assert _same_files(work_dir / 'step_0' / 'refined',
+                       work_dir / 'step_0' / 'unary_labels')
+    assert stages['step_0/confidence']['outputs'] == {'weights': None}
     report = json.loads((work_dir / 'report.json').read_text())
-    assert [step['energy_refined'] for step in report['steps']] == [None] * 2
-    assert [step['energy_mined'] for step in report['steps']] == [None] * 2
+    assert [step['energy_refined'] for step in report['steps']] == [None]
+    assert [step['energy_mined'] for step in report['steps']] == [None]
 
 
 def test_no_mining_ablation_copies_the_unary_output(tmp_path):
     """Table 6 (no mining): Y_t is f_t's output itself, and g_t trains on
     it."""
-    config = _tiny_config(tmp_path, num_steps=1)
+    config = _tiny_config(tmp_path, num_steps=0)
     cfg = Config.fromfile(config)
     cfg.train_cfg.mining.mode = 'none'
     cfg.dump(config)
-    process = _train(config)
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode == 0, output[-3000:]
+    _finish(config)
     work_dir = tmp_path / 'work'
-    assert list(_stages(work_dir)) == _stage_names(num_steps=1)
-    assert _same_files(work_dir / 'step_1' / 'labels',
-                       work_dir / 'step_1' / 'unary_labels')
-    assert _trained_on(work_dir / 'step_1' / 'pairwise') == 'step_1/labels'
+    assert list(_stages(work_dir)) == _stage_names(num_steps=0)
+    assert _same_files(work_dir / 'step_0' / 'labels',
+                       work_dir / 'step_0' / 'unary_labels')
+    assert _trained_on(work_dir / 'step_0' / 'pairwise') == 'step_0/labels'
 
 
 def test_two_gloo_processes_shard_labels_and_finish(tmp_path):
     """tools/dist_train.sh on CPU: every label written once, run complete."""
-    config = _tiny_config(tmp_path, num_steps=1)
+    config = _tiny_config(tmp_path, num_steps=0)
     env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000))
     process = subprocess.run(
         ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), config, '2'],
@@ -370,12 +403,12 @@ def test_two_gloo_processes_shard_labels_and_finish(tmp_path):
     work_dir = tmp_path / 'work'
     stages = _stages(work_dir)
     # the same stages, in the same order, as a 1-process run
-    assert list(stages) == _stage_names(num_steps=1)
+    assert list(stages) == _stage_names(num_steps=0)
     assert all(record['state'] == 'done' for record in stages.values())
     expected = sorted(f'train_{i:05d}.png'
                       for i in range(TINY_DATA['num_train']))
-    for folder in ('step_0/seeds', 'step_0/unary_labels', 'step_0/refined',
-                   'step_1/unary_labels', 'step_1/labels', 'step_1/refined'):
-        assert sorted(os.listdir(work_dir / folder)) == expected, folder
+    for folder in ('seeds', 'unary_labels', 'labels', 'refined'):
+        assert sorted(os.listdir(work_dir / 'step_0' / folder)) == \
+            expected, folder
     assert json.loads((work_dir / 'report.json').read_text())['final'][
         'miou'] is not None
