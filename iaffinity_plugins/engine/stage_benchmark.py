@@ -43,6 +43,25 @@ def stage_outputs(work_dir: str, stage: str) -> dict:
     return record['outputs']
 
 
+def stage_weights(work_dir: str, stage: str) -> str:
+    """A done stage's final weights, as ``work_dir``'s manifest records them
+    (e.g. ``'step_1/unary'``).
+
+    A relative path that the manifest recorded for another working
+    directory is looked up in the stage's folder of ``work_dir``.
+
+    Raises:
+        FileNotFoundError: naming the stage.
+    """
+    recorded = stage_outputs(work_dir, stage)['weights']
+    weights = recorded
+    if not osp.isfile(weights):
+        weights = osp.join(work_dir, stage, FINAL_WEIGHTS)
+    if not osp.isfile(weights):
+        raise FileNotFoundError(f"{stage}'s weights not found: {recorded}")
+    return weights
+
+
 def check_label_dir(label_dir: str) -> str:
     """``label_dir`` when it is a folder.
 

@@ -3,7 +3,10 @@
 ``alpha_p = G alpha_u`` for every training image; the argmax of ``alpha_u``
 (the unary net's output) and of ``alpha_p`` (both restricted to the image's
 tags + background) are written as label maps, either or both
-(:func:`write_label_maps`).
+(:func:`write_label_maps`). With ``min_confidence`` the refined map keeps a
+pixel only where its class has at least that probability in ``alpha_p``
+(over background and the tags); the rest is unknown (255), as the seeds
+leave the uncertain band around objects unknown.
 """
 import os
 import os.path as osp
@@ -13,14 +16,15 @@ import torch
 from mmengine.dataset import pseudo_collate
 from torch import nn
 
-from .label_io import write_label
+from .label_io import IGNORE_INDEX, write_label
 from .label_writer import images_to_write
 from .scores import restrict_to_tags, unary_scores
 
 
 @torch.no_grad()
 def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
-                 item: dict) -> Dict[str, torch.Tensor]:
+                 item: dict, min_confidence: Optional[float] = None
+                 ) -> Dict[str, torch.Tensor]:
     """Unary and refined label maps of one dataset item.
 
     Args:
@@ -30,6 +34,9 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
             ``SPNRefiner``, ``AffinityRefiner``) holding the unary.
         item (dict): A dataset item with ``inputs`` (3, H, W) and
             ``data_samples``.
+        min_confidence (float, optional): Refined pixels whose class has a
+            smaller refined probability (softmax of the refined logits over
+            background and the tags) are unknown.
 
     Returns:
         dict: ``unary`` and ``refined`` label maps, (H, W) uint8.
@@ -39,7 +46,7 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
     inputs, data_samples = batch['inputs'], batch['data_samples']
     if refiner is None:
         unary_probs = unary_scores(unary, inputs, data_samples)
-        refined_logits = unary_probs
+        refined_logits = unary_probs.log()
     else:
         unary_probs = refiner.unary_probs(inputs, data_samples)
         refined_logits, _ = refiner.refine(inputs, unary_probs)
@@ -48,14 +55,20 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
     ]).to(refined_logits.device)
     # A refiner may hold an unrestricted unary: both maps only ever name
     # background or a tagged class.
-    return {name: restrict_to_tags(scores, tags)[0].argmax(0).to(torch.uint8)
+    maps = {name: restrict_to_tags(scores, tags)[0].argmax(0).to(torch.uint8)
             for name, scores in (('unary', unary_probs),
                                  ('refined', refined_logits))}
+    if min_confidence is not None:
+        confidence = restrict_to_tags(refined_logits, tags)[0].softmax(0)
+        maps['refined'][confidence.max(0).values < min_confidence] = \
+            IGNORE_INDEX
+    return maps
 
 
 def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
                      dataset, out_dirs: Dict[str, str],
-                     progress: bool = True) -> dict:
+                     progress: bool = True,
+                     min_confidence: Optional[float] = None) -> dict:
     """Write ``<img_id>.png`` maps of :func:`refine_image` for every image.
 
     Args:
@@ -67,6 +80,7 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
         out_dirs (dict): Folder per map to write, ``'unary'`` and/or
             ``'refined'``.
         progress (bool): Show a progress bar.
+        min_confidence (float, optional): See :func:`refine_image`.
 
     Resumable: an image whose last map (``refined`` when written) exists is
     skipped.
@@ -83,7 +97,7 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
     written = 0
     for item, img_id in images_to_write(dataset, out_dirs[names[-1]],
                                         progress, desc=' + '.join(names)):
-        labels = refine_image(unary, refiner, item)
+        labels = refine_image(unary, refiner, item, min_confidence)
         # In this order: the last file marks the image as done.
         for name in names:
             write_label(osp.join(out_dirs[name], f'{img_id}.png'),

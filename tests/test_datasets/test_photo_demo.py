@@ -1,6 +1,5 @@
 """Tests for the photo demo set, its data set class and its two tools."""
 import filecmp
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,17 +13,9 @@ from iaffinity_plugins.datasets.photo_demo import (CLASSES, PARAMS_FILE,
                                                    make_photo_demo)
 from iaffinity_plugins.labels.label_io import read_label
 from iaffinity_plugins.registry import DATASETS
+from tool_scripts import load_tool
 
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(__file__))), 'tools')
 TINY = dict(num_train=6, num_val=3, min_size=64, max_size=96)
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def all_files(root):
@@ -142,7 +133,7 @@ def test_dataset_generates_on_first_use_then_checks(tmp_path):
 
 def test_make_photo_demo_tool(tmp_path, capsys):
     out = str(tmp_path / 'tool')
-    assert load_tool('make_photo_demo').main([
+    assert load_tool('make_photo_demo.py').main([
         out, '--num-train', '2', '--num-val', '1', '--min-size', '48',
         '--max-size', '56', '--max-objects', '2', '--seed', '7'
     ]) == out
@@ -153,13 +144,13 @@ def test_make_photo_demo_tool(tmp_path, capsys):
         assert json.load(f) == dict(num_train=2, num_val=1, min_size=48,
                                     max_size=56, max_objects=2, seed=7)
     with pytest.raises(FileExistsError):
-        load_tool('make_photo_demo').main([out])
+        load_tool('make_photo_demo.py').main([out])
 
 
 def test_plot_photo_demo_tool(tiny, tmp_path):
     out = str(tmp_path / 'pictures' / 'demo.png')
-    load_tool('plot_photo_demo').main([out, '--data-root', tiny, '--num',
-                                       '3', '--cell', '40'])
+    load_tool('plot_photo_demo.py').main([
+        out, '--data-root', tiny, '--num', '3', '--cell', '40'])
     picture = Image.open(out)
     assert picture.mode == 'RGB'
     assert picture.size == (3 * 44 + 4, 2 * 44 + 4 + 22)

@@ -1,18 +1,8 @@
 """tools/compare_runs.py on hand-written report.json files."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
-
-TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'compare_runs.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('compare_runs', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tool_scripts import load_tool
 
 
 def step(number, refined, energy=0.05):
@@ -38,9 +28,9 @@ def test_table_and_plot(tmp_path, capsys):
                     [step(1, 41.0, energy=None), step(2, 39.0, None)], 36.0)
     full = write_run(tmp_path / 'full', [], 55.0, seeds=None)
     out = tmp_path / 'cmp'
-    markdown = load_tool().main([ours, psa, '--out', str(out), '--names',
-                                 'ours', 'iterative PSA',
-                                 '--full-reference', full])
+    markdown = load_tool('compare_runs.py').main([
+        ours, psa, '--out', str(out), '--names', 'ours', 'iterative PSA',
+        '--full-reference', full])
     assert capsys.readouterr().out.strip() == markdown.strip()
     assert (out / 'comparison.md').read_text() == markdown
     assert (out / 'comparison_miou.png').read_bytes()[:4] == b'\x89PNG'
@@ -62,7 +52,7 @@ def test_table_and_plot(tmp_path, capsys):
 
 
 def test_without_reference_and_bad_inputs(tmp_path):
-    tool = load_tool()
+    tool = load_tool('compare_runs.py')
     run = write_run(tmp_path / 'run', [step(1, 40.0)], None)
     markdown = tool.main([run, '--out', str(tmp_path / 'cmp')])
     assert '| run | final | - | - | - | - | - | - | - | - | - |' in markdown

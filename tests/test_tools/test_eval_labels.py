@@ -1,24 +1,15 @@
 """tools/eval_labels.py on a hand-made VOC-layout folder."""
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from iaffinity_plugins.labels.label_io import write_label
+from tool_scripts import load_tool
 
-TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'eval_labels.py')
 GT = np.array([[0, 0, 1, 1], [0, 2, 2, 255]], np.uint8)
 PRED = np.array([[0, 255, 1, 2], [0, 2, 2, 1]], np.uint8)
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('eval_labels', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -42,8 +33,9 @@ def voc_folder(tmp_path):
 def test_eval_labels_tool_writes_known_numbers(voc_folder, capsys):
     tmp_path, config = voc_folder
     out_json, out_md = tmp_path / 'r.json', tmp_path / 'r.md'
-    load_tool().main([str(tmp_path / 'labels'), '--dataset-config', config,
-                      '--out-json', str(out_json), '--out-md', str(out_md)])
+    load_tool('eval_labels.py').main([
+        str(tmp_path / 'labels'), '--dataset-config', config,
+        '--out-json', str(out_json), '--out-md', str(out_md)])
     result = json.loads(out_json.read_text())
     # background: tp 2, gt row 3 (one unknown), predicted 2 -> 2/3
     # cat: tp 1, gt 2, predicted 1 (the other '1' is on ignored GT) -> 1/2

@@ -1,27 +1,19 @@
 """tools/benchmarks/pairwise.py on a tiny finished EM run."""
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from tool_scripts import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'benchmarks', 'pairwise.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('pairwise_benchmark', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_retrains_the_pairwise_stage_and_prints_a_row(tiny_run, tiny_data,
                                                       capsys):
     config, work_dir = tiny_run
-    tool = load_tool()
+    tool = load_tool('benchmarks/pairwise.py')
     options = ['train_cfg.pairwise.model.head.init_cfg.std=0.1',
                'train_cfg.pairwise.optim_wrapper.optimizer.lr=5e-3']
     result, row = tool.main([config, work_dir, '--step', '1',
@@ -78,7 +70,7 @@ def test_retrains_the_pairwise_stage_and_prints_a_row(tiny_run, tiny_data,
 def test_step_0_trains_on_its_mined_labels_and_bad_inputs_raise(tiny_run,
                                                                 tmp_path):
     config, work_dir = tiny_run
-    tool = load_tool()
+    tool = load_tool('benchmarks/pairwise.py')
     assert tool.training_labels_dir(work_dir, 0) == osp.join(
         work_dir, 'step_0', 'labels')
     with pytest.raises(RuntimeError, match='step_5/unary is not done'):

@@ -1,5 +1,4 @@
 """tools/benchmarks/unary_step.py on a tiny finished EM run."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -7,17 +6,9 @@ import re
 
 import pytest
 from mmengine.config import Config
+from tool_scripts import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'benchmarks', 'unary_step.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('unary_step_benchmark',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def stage_config(stage_dir: str) -> Config:
@@ -30,7 +21,7 @@ def stage_config(stage_dir: str) -> Config:
 def test_the_runs_recipe_reproduces_its_unary_net(tiny_run, tiny_data,
                                                   capsys):
     config, work_dir = tiny_run
-    tool = load_tool()
+    tool = load_tool('benchmarks/unary_step.py')
     result, row = tool.main([config, work_dir, '--step', '1'])
     out_dir = result['out_dir']
     assert osp.dirname(out_dir) == osp.join(work_dir, 'benchmarks')
@@ -76,7 +67,7 @@ def test_the_runs_recipe_reproduces_its_unary_net(tiny_run, tiny_data,
 
 def test_a_label_variant_trains_elsewhere(tiny_run, tiny_data):
     config, work_dir = tiny_run
-    tool = load_tool()
+    tool = load_tool('benchmarks/unary_step.py')
     labels = osp.join(work_dir, 'step_0', 'labels')
     result, row = tool.main([config, work_dir, '--step', '1',
                              '--label-dir', labels, '--cfg-options',
@@ -99,7 +90,7 @@ def test_a_label_variant_trains_elsewhere(tiny_run, tiny_data):
 
 def test_default_labels_and_bad_inputs(tiny_run, tmp_path):
     config, work_dir = tiny_run
-    tool = load_tool()
+    tool = load_tool('benchmarks/unary_step.py')
     assert tool.training_labels_dir(work_dir, 0) == osp.join(
         work_dir, 'step_0', 'seeds')
     assert tool.training_labels_dir(work_dir, 2) == osp.join(

@@ -35,7 +35,6 @@ import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
 from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.engine.checkpoint import load_model
 from iaffinity_plugins.engine.stage_configs import pairwise_stage_cfg
-from iaffinity_plugins.engine.stage_runner import FINAL_WEIGHTS
 from iaffinity_plugins.evaluation.energy import mean_energy
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.refinement import write_label_maps
@@ -51,22 +50,6 @@ def training_labels_dir(work_dir: str, step: int) -> str:
     """Y_step, what the EM loop trains g_step on (the loop's
     ``confident_labels_dir``): the labels mined from f_step's output."""
     return osp.join(work_dir, f'step_{step}', 'labels')
-
-
-def unary_weights(work_dir: str, step: int) -> str:
-    """f_step's final weights, as the manifest records ``step_<step>/unary``.
-
-    A relative path that the manifest recorded for another working
-    directory is looked up in the stage's folder of ``work_dir``.
-    """
-    stage = f'step_{step}/unary'
-    recorded = bench.stage_outputs(work_dir, stage)['weights']
-    weights = recorded
-    if not osp.isfile(weights):
-        weights = osp.join(work_dir, f'step_{step}', 'unary', FINAL_WEIGHTS)
-    if not osp.isfile(weights):
-        raise FileNotFoundError(f"{stage}'s weights not found: {recorded}")
-    return weights
 
 
 def _energy(value: Optional[float]) -> str:
@@ -90,7 +73,7 @@ def run(config: str, work_dir: str, step: int = 1,
     """Retrain step ``step``'s pairwise net and measure it (module
     docstring); returns the result (also in ``result.json``)."""
     cfg = bench.load_run_config(config, cfg_options, work_dir)
-    weights = unary_weights(work_dir, step)
+    weights = bench.stage_weights(work_dir, f'step_{step}/unary')
     labels = bench.check_label_dir(label_dir
                                    or training_labels_dir(work_dir, step))
     loop_cfg = cfg.train_cfg.to_dict()

@@ -4,12 +4,14 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.dataset import pseudo_collate
 from mmengine.runner import save_checkpoint
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 import iaffinity_plugins  # noqa: F401
 from iaffinity_plugins.models.losses.affinity_loss import affinity_pair_labels
+from iaffinity_plugins.labels.refinement import refine_image
 from iaffinity_plugins.models.ops.spn_scan import GATE_OFFSETS, gate_affinity
 from iaffinity_plugins.registry import MODELS
 
@@ -291,3 +293,26 @@ def test_gate_affinity_loss_alone_links_regions_and_cuts_boundaries():
     assert last_loss < first_loss / 2
     assert end[within].mean() > start[within].mean() + 0.4
     assert end[pairs['neg']].mean() < 0.1
+
+
+def test_e_step_leaves_low_confidence_refined_pixels_unknown():
+    """refine_image(min_confidence=c): the refined map where alpha_p (over
+    background and the tags) gives its class at least c, 255 elsewhere;
+    the unary map is unchanged."""
+    refiner = make_refiner(head=PURE_HEAD).eval()
+    for p in refiner.head.conv_gates.parameters():
+        nn.init.normal_(p, std=0.5)
+    sample = make_samples(1, (12, 16))[0]
+    item = dict(inputs=torch.rand(3, 12, 16) * 255, data_samples=sample)
+    dense = refine_image(refiner.unary, refiner, item)
+    banded = refine_image(refiner.unary, refiner, item, min_confidence=0.6)
+
+    batch = refiner.data_preprocessor(pseudo_collate([item]), False)
+    probs = refiner.unary_probs(batch['inputs'], batch['data_samples'])
+    alpha_p = refiner.refine(batch['inputs'], probs)[0].exp()[0]
+    alpha_p[2:] = 0  # classes 2, 3 are not tagged (tags 1, 0, 0)
+    confident = alpha_p.max(0).values / alpha_p.sum(0) >= 0.6
+    assert 0 < confident.float().mean() < 1  # the test has both kinds
+    assert torch.equal(banded['unary'], dense['unary'])
+    assert torch.equal(banded['refined'],
+                       dense['refined'].masked_fill(~confident, 255))

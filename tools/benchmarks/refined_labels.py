@@ -1,0 +1,106 @@
+"""Write a finished EM step's refined labels with an unknown band.
+
+Run from the repository root on a finished run (CONFIG: the config it was
+trained with, WORK_DIR: its work dir)::
+
+    python tools/benchmarks/refined_labels.py CONFIG WORK_DIR [--step T]
+        --min-confidence C
+
+The E-step of step T as the loop ran it (f_T and g_T as ``WORK_DIR``'s
+manifest records them, alpha_T^p = G_T alpha_T^u), except that a refined
+pixel whose class has a probability below C (over background and the
+image's tags) is unknown (255), as the seeds leave the uncertain band
+around objects unknown. The labels go to
+``WORK_DIR/benchmarks/refined_step<T>_conf<C>/``; the next unary net trains
+on them with ``tools/benchmarks/unary_step.py CONFIG WORK_DIR --step T+1
+--label-dir DIR`` (issue #20: does f_{T+1} keep the objects that
+alpha_T^p gives it?).
+
+Prints a markdown table row: the folder's mIoU (unknown pixels count as
+errors), precision (mIoU of the labelled pixels), labelled share and where
+its errors are (percent of the ground-truth background: labelled
+foreground or unknown; of the foreground: labelled background, another
+class or unknown).
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Optional, Tuple
+
+import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
+from iaffinity_plugins.engine import stage_benchmark as bench
+from iaffinity_plugins.engine.checkpoint import load_model
+from iaffinity_plugins.engine.stage_configs import pairwise_stage_cfg
+from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
+from iaffinity_plugins.labels.refinement import write_label_maps
+
+HEADER = ('| run | step | min confidence | mIoU | precision | labelled | '
+          'bg as fg | bg unknown | fg as bg | fg wrong class | fg unknown |')
+# The error breakdown columns (``label_metrics.error_breakdown``).
+ERROR_COLUMNS = ('bg_as_fg', 'bg_unknown', 'fg_as_bg', 'fg_wrong_class',
+                 'fg_unknown')
+
+
+def format_row(result: dict) -> str:
+    """One markdown row of :data:`HEADER`."""
+    return bench.markdown_row(
+        result['run'], result['step'], result['min_confidence'],
+        f"{result['miou']:.2f}", f"{result['precision']:.2f}",
+        f"{result['labelled']:.1f} %",
+        *(f"{result['errors'][name]:.2f}" for name in ERROR_COLUMNS))
+
+
+def run(config: str, work_dir: str, step: int,
+        min_confidence: float) -> dict:
+    """Write and measure step ``step``'s banded refined labels (module
+    docstring); returns the result (also in ``result.json``)."""
+    if not 0 < min_confidence <= 1:
+        raise ValueError(
+            f'--min-confidence must be in (0, 1], got {min_confidence}')
+    cfg = bench.load_run_config(config, None, work_dir)
+    loop_cfg = cfg.train_cfg.to_dict()
+    if loop_cfg.get('pairwise') is None:
+        raise ValueError('the config has no pairwise net (train_cfg.'
+                         'pairwise=None): no refined labels to band')
+    model_cfg = pairwise_stage_cfg(
+        loop_cfg['pairwise'], loop_cfg['unary']['model'],
+        bench.stage_weights(work_dir, f'step_{step}/unary'), work_dir,
+        loop_cfg.get('superpixels'))['model']
+    weights = bench.stage_weights(work_dir, f'step_{step}/pairwise')
+    refiner = load_model(model_cfg, weights, bench.default_device())
+    out_dir = osp.join(work_dir, 'benchmarks',
+                       f'refined_step{step}_conf{min_confidence:g}')
+    labels = osp.join(out_dir, 'refined')
+    dataset = bench.build_dataset(cfg)
+    write_label_maps(refiner.unary, refiner, dataset, dict(refined=labels),
+                     min_confidence=min_confidence)
+    quality = evaluate_label_dir(labels, dataset)
+    result = dict(run=work_dir, step=step, min_confidence=min_confidence,
+                  out_dir=out_dir, label_dir=labels, miou=quality['miou'],
+                  precision=quality['precision'],
+                  labelled=quality['labelled_fraction'],
+                  errors=quality['errors'])
+    bench.write_result(out_dir, result, HEADER, format_row(result))
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='the EM config of the run')
+    parser.add_argument('work_dir', help='the finished run')
+    parser.add_argument('--step', type=int, default=0,
+                        help='EM step T whose refined labels are written')
+    parser.add_argument('--min-confidence', type=float, required=True,
+                        help='refined pixels below this class probability '
+                        'are unknown')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', '0')
+    result = run(args.config, args.work_dir, args.step, args.min_confidence)
+    row = format_row(result)
+    bench.print_result(HEADER, row, result['out_dir'])
+    print(f"labels: {result['label_dir']}")
+    return result, row
+
+
+if __name__ == '__main__':
+    main()
