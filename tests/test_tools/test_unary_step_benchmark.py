@@ -6,6 +6,8 @@ import re
 
 import pytest
 from mmengine.config import Config
+
+from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from tool_scripts import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -70,7 +72,9 @@ def test_a_label_variant_trains_elsewhere(tiny_run, tiny_data):
     tool = load_tool('benchmarks/unary_step.py')
     labels = osp.join(work_dir, 'step_0', 'labels')
     result, row = tool.main([config, work_dir, '--step', '1',
-                             '--label-dir', labels, '--cfg-options',
+                             '--label-dir', labels,
+                             '--compare-with', 'step_0/unary_labels',
+                             '--cfg-options',
                              'train_cfg.unary.train_cfg.max_iters=3'])
     out_dir = result['out_dir']
     assert osp.basename(out_dir).startswith('unary_step1_')
@@ -79,6 +83,14 @@ def test_a_label_variant_trains_elsewhere(tiny_run, tiny_data):
     assert stage.train_cfg.max_iters == 3
     assert len(os.listdir(osp.join(out_dir, 'unary_labels'))) == \
         tiny_data['num_train']
+    # Compared with f_0's output, not f_1's.
+    assert result['compared_with'] == 'step_0/unary_labels'
+    f_0 = evaluate_label_dir(osp.join(work_dir, 'step_0', 'unary_labels'),
+                             tool.bench.build_dataset(
+                                 tool.bench.load_run_config(config, None,
+                                                            work_dir)))
+    assert result['run_miou'] == f_0['miou']
+    assert result['run_errors'] == f_0['errors']
     pixels = result['pixels']
     assert 0 <= pixels['fixed'] <= pixels['unary_wrong']
     assert 0 <= pixels['broken'] <= pixels['unary_right']
@@ -103,5 +115,9 @@ def test_default_labels_and_bad_inputs(tiny_run, tmp_path):
     with pytest.raises(RuntimeError,
                        match='step_5/unary_labels is not done'):
         tool.main([config, work_dir, '--step', '5'])
+    with pytest.raises(RuntimeError,
+                       match='step_7/unary_labels is not done'):
+        tool.main([config, work_dir, '--compare-with',
+                   'step_7/unary_labels'])
     with pytest.raises(ValueError, match='--step must be >= 0'):
         tool.main([config, work_dir, '--step', '-1'])

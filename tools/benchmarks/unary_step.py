@@ -4,7 +4,8 @@ Run from the repository root on a finished run (CONFIG: the config it was
 trained with, WORK_DIR: its work dir)::
 
     python tools/benchmarks/unary_step.py CONFIG WORK_DIR [--step T]
-        [--label-dir DIR] [--cfg-options KEY=VALUE ...]
+        [--label-dir DIR] [--compare-with STAGE]
+        [--cfg-options KEY=VALUE ...]
 
 e.g. ``--step 1 --cfg-options train_cfg.unary.optim_wrapper.optimizer.lr=1e-3``
 or ``--step 1 --label-dir WORK_DIR/step_0/labels`` (f_1 on Y_0 instead of
@@ -29,7 +30,9 @@ gets wrong (broken); where the variant's errors are (percent of the
 ground-truth background: labelled foreground; of the foreground: labelled
 background, or another class). Without options the row measures the run's
 own recipe (same seed and labels): it reproduces f_T, difference 0 (bit for
-bit on the CPU; GPU kernels need not be deterministic).
+bit on the CPU; GPU kernels need not be deterministic). ``--compare-with``
+names another label stage of the run's manifest to compare with instead,
+e.g. ``step_0/unary_labels`` (f_0) on a run stopped after step 0.
 """
 import math
 import os.path as osp
@@ -79,12 +82,14 @@ def format_row(result: dict) -> str:
 
 def run(config: str, work_dir: str, step: int = 1,
         label_dir: Optional[str] = None,
-        cfg_options: Optional[dict] = None) -> dict:
+        cfg_options: Optional[dict] = None,
+        compare_with: Optional[str] = None) -> dict:
     """Retrain step ``step``'s unary net and measure it (module docstring);
     returns the result (also in ``result.json``)."""
     cfg = bench.load_run_config(config, cfg_options, work_dir)
-    bench.stage_outputs(work_dir, f'step_{step}/unary_labels')  # f_T's output
-    run_output = osp.join(work_dir, f'step_{step}', 'unary_labels')
+    compare_with = compare_with or f'step_{step}/unary_labels'  # f_T's
+    bench.stage_outputs(work_dir, compare_with)
+    run_output = osp.join(work_dir, *compare_with.split('/'))
     labels = bench.check_label_dir(label_dir or training_labels_dir(
         work_dir, step, cfg.train_cfg.get('unary_labels', 'refined')))
     stage_cfg = cfg.train_cfg.to_dict()['unary']
@@ -101,6 +106,7 @@ def run(config: str, work_dir: str, step: int = 1,
     quality = evaluate_label_dir(output, dataset)
     result = dict(
         run=work_dir, step=step, labels=osp.relpath(labels, work_dir),
+        compared_with=compare_with,
         variant=bench.variant_name(cfg_options, UNARY_PREFIX),
         out_dir=out_dir, run_miou=run_quality['miou'],
         variant_miou=quality['miou'],
@@ -111,10 +117,12 @@ def run(config: str, work_dir: str, step: int = 1,
 
 
 def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
-    args = bench.parse_benchmark_args(bench.benchmark_parser(
-        __doc__.splitlines()[0], 'unary net f_T'), argv)
+    parser = bench.benchmark_parser(__doc__.splitlines()[0], 'unary net f_T')
+    parser.add_argument('--compare-with', help='the label stage of the run '
+                        'to compare with (default: step_T/unary_labels)')
+    args = bench.parse_benchmark_args(parser, argv)
     result = run(args.config, args.work_dir, args.step, args.label_dir,
-                 args.cfg_options)
+                 args.cfg_options, args.compare_with)
     row = format_row(result)
     bench.print_result(HEADER, row, result['out_dir'])
     return result, row
