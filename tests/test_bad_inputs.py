@@ -28,9 +28,10 @@ from test_datasets.voc_fabrication import (CLASSES, build_voc_layout,
                                            fabricate_voc_layout, mask_with)
 from test_labels.test_seeds import (TINY_RESNET, make_seeds,
                                     make_seeds_config, save_random_init)
-from test_tools.test_eval_labels import load_tool, voc_folder  # noqa: F401
+from test_tools.test_eval_labels import voc_folder  # noqa: F401
 from test_transforms.test_image_loading import (  # noqa: F401
     files, label_results)
+from tool_scripts import load_tool
 
 from iaffinity_plugins.datasets.voc_layout import VOCLayoutDataset
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
@@ -117,10 +118,10 @@ def test_eval_labels_tool_names_bad_files(voc_folder):
     write_label(str(tmp_path / 'labels' / 'a.png'), np.full((2, 4), 3,
                                                             np.uint8))
     with pytest.raises(ValueError, match=r'a\.png has values \[3\]'):
-        load_tool().main([str(tmp_path / 'labels'), '--dataset-config',
+        load_tool('eval_labels.py').main([str(tmp_path / 'labels'), '--dataset-config',
                           config])
     with pytest.raises(FileNotFoundError, match='label folder not found'):
-        load_tool().main([str(tmp_path / 'nope'), '--dataset-config',
+        load_tool('eval_labels.py').main([str(tmp_path / 'nope'), '--dataset-config',
                           config])
 
 
