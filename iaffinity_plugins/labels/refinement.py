@@ -55,13 +55,14 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
     ]).to(refined_logits.device)
     # A refiner may hold an unrestricted unary: both maps only ever name
     # background or a tagged class.
-    maps = {name: restrict_to_tags(scores, tags)[0].argmax(0).to(torch.uint8)
-            for name, scores in (('unary', unary_probs),
-                                 ('refined', refined_logits))}
+    restricted = {name: restrict_to_tags(scores, tags)[0]
+                  for name, scores in (('unary', unary_probs),
+                                       ('refined', refined_logits))}
+    maps = {name: scores.argmax(0).to(torch.uint8)
+            for name, scores in restricted.items()}
     if min_confidence is not None:
-        confidence = restrict_to_tags(refined_logits, tags)[0].softmax(0)
-        maps['refined'][confidence.max(0).values < min_confidence] = \
-            IGNORE_INDEX
+        confidence = restricted['refined'].softmax(0).max(0).values
+        maps['refined'][confidence < min_confidence] = IGNORE_INDEX
     return maps
 
 
