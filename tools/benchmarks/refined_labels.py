@@ -23,7 +23,6 @@ foreground or unknown; of the foreground: labelled background, another
 class or unknown).
 """
 import argparse
-import os
 import os.path as osp
 from typing import List, Optional, Tuple
 
@@ -93,8 +92,7 @@ def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
     parser.add_argument('--min-confidence', type=float, required=True,
                         help='refined pixels below this class probability '
                         'are unknown')
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', '0')
+    args = bench.parse_benchmark_args(parser, argv)
     result = run(args.config, args.work_dir, args.step, args.min_confidence)
     row = format_row(result)
     bench.print_result(HEADER, row, result['out_dir'])
