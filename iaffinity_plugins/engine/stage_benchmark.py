@@ -25,6 +25,7 @@ from ..evaluation.label_metrics import to_json_safe
 from ..labels.label_io import IGNORE_INDEX, atomic_write_bytes, read_label
 from ..registry import DATASETS
 from .manifest import Manifest, config_hash
+from .stage_configs import pairwise_stage_cfg
 from .stage_runner import FINAL_WEIGHTS, train_stage
 
 
@@ -60,6 +61,24 @@ def stage_weights(work_dir: str, stage: str) -> str:
     if not osp.isfile(weights):
         raise FileNotFoundError(f"{stage}'s weights not found: {recorded}")
     return weights
+
+
+def run_pairwise_stage_cfg(cfg: Config, work_dir: str, step: int) -> dict:
+    """The run's pairwise stage config (``train_cfg.pairwise``) around step
+    ``step``'s unary net f_T, with f_T's weights as the manifest records
+    them.
+
+    Raises:
+        ValueError: the config has no pairwise net.
+    """
+    loop_cfg = cfg.train_cfg.to_dict()
+    if loop_cfg.get('pairwise') is None:
+        raise ValueError('the config has no pairwise net '
+                         '(train_cfg.pairwise=None)')
+    return pairwise_stage_cfg(loop_cfg['pairwise'],
+                              loop_cfg['unary']['model'],
+                              stage_weights(work_dir, f'step_{step}/unary'),
+                              work_dir, loop_cfg.get('superpixels'))
 
 
 def check_label_dir(label_dir: str) -> str:
@@ -202,6 +221,18 @@ def print_result(header: str, row: str, out_dir: str) -> None:
 
 
 # ---------------------------------------------------------- command line
+def run_parser(description: str, step_help: str,
+               default_step: int) -> argparse.ArgumentParser:
+    """The arguments that name a finished run's step: ``config``,
+    ``work_dir`` and ``--step`` (help ``step_help``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='the EM config of the run')
+    parser.add_argument('work_dir', help='the finished run')
+    parser.add_argument('--step', type=int, default=default_step,
+                        help=step_help)
+    return parser
+
+
 def benchmark_parser(description: str,
                      network: str) -> argparse.ArgumentParser:
     """The arguments every stage benchmark takes: the run (``config``,
@@ -211,11 +242,8 @@ def benchmark_parser(description: str,
         network (str): The retrained net, e.g. ``'unary net f_T'``, for the
             help.
     """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('config', help='the EM config of the run')
-    parser.add_argument('work_dir', help='the finished run')
-    parser.add_argument('--step', type=int, default=1,
-                        help=f'EM step T whose {network} is retrained')
+    parser = run_parser(description,
+                        f'EM step T whose {network} is retrained', 1)
     parser.add_argument('--label-dir', help='labels to train on (default: '
                         f'what the loop trains the {network} on)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

@@ -34,7 +34,6 @@ from typing import List, Optional, Tuple
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
 from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.engine.checkpoint import load_model
-from iaffinity_plugins.engine.stage_configs import pairwise_stage_cfg
 from iaffinity_plugins.evaluation.energy import mean_energy
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.refinement import write_label_maps
@@ -73,16 +72,9 @@ def run(config: str, work_dir: str, step: int = 1,
     """Retrain step ``step``'s pairwise net and measure it (module
     docstring); returns the result (also in ``result.json``)."""
     cfg = bench.load_run_config(config, cfg_options, work_dir)
-    weights = bench.stage_weights(work_dir, f'step_{step}/unary')
+    stage_cfg = bench.run_pairwise_stage_cfg(cfg, work_dir, step)
     labels = bench.check_label_dir(label_dir
                                    or training_labels_dir(work_dir, step))
-    loop_cfg = cfg.train_cfg.to_dict()
-    if loop_cfg.get('pairwise') is None:
-        raise ValueError('the config has no pairwise net (train_cfg.'
-                         'pairwise=None): nothing to retrain')
-    stage_cfg = pairwise_stage_cfg(loop_cfg['pairwise'],
-                                   loop_cfg['unary']['model'], weights,
-                                   work_dir, loop_cfg.get('superpixels'))
     out_dir = bench.benchmark_dir(work_dir, f'pairwise_step{step}',
                                   stage_cfg, labels)
     weights = bench.train_variant(stage_cfg, cfg, out_dir, 'pairwise', step,

@@ -22,14 +22,12 @@ its errors are (percent of the ground-truth background: labelled
 foreground or unknown; of the foreground: labelled background, another
 class or unknown).
 """
-import argparse
 import os.path as osp
 from typing import List, Optional, Tuple
 
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
 from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.engine.checkpoint import load_model
-from iaffinity_plugins.engine.stage_configs import pairwise_stage_cfg
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.refinement import write_label_maps
 
@@ -57,14 +55,7 @@ def run(config: str, work_dir: str, step: int,
         raise ValueError(
             f'--min-confidence must be in (0, 1], got {min_confidence}')
     cfg = bench.load_run_config(config, None, work_dir)
-    loop_cfg = cfg.train_cfg.to_dict()
-    if loop_cfg.get('pairwise') is None:
-        raise ValueError('the config has no pairwise net (train_cfg.'
-                         'pairwise=None): no refined labels to band')
-    model_cfg = pairwise_stage_cfg(
-        loop_cfg['pairwise'], loop_cfg['unary']['model'],
-        bench.stage_weights(work_dir, f'step_{step}/unary'), work_dir,
-        loop_cfg.get('superpixels'))['model']
+    model_cfg = bench.run_pairwise_stage_cfg(cfg, work_dir, step)['model']
     weights = bench.stage_weights(work_dir, f'step_{step}/pairwise')
     refiner = load_model(model_cfg, weights, bench.default_device())
     out_dir = osp.join(work_dir, 'benchmarks',
@@ -84,11 +75,9 @@ def run(config: str, work_dir: str, step: int,
 
 
 def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='the EM config of the run')
-    parser.add_argument('work_dir', help='the finished run')
-    parser.add_argument('--step', type=int, default=0,
-                        help='EM step T whose refined labels are written')
+    parser = bench.run_parser(
+        __doc__.splitlines()[0],
+        'EM step T whose refined labels are written', 0)
     parser.add_argument('--min-confidence', type=float, required=True,
                         help='refined pixels below this class probability '
                         'are unknown')
