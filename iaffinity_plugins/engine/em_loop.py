@@ -101,6 +101,10 @@ class IterativeAffinityLoop(BaseLoop):
             (f_0 trains on the seeds): ``'refined'`` (Algorithm 1) the
             previous step's refined labels, or ``'mined'`` its Y (see
             :meth:`unary_targets_dir`).
+        keep_tags (bool): A tagged class that a mined or refined map lost
+            takes its pixels in the seeds (which keep every tag): a tagged
+            object never vanishes from the labels a net trains on
+            (:mod:`~iaffinity_plugins.labels.lost_tags`).
         final_unary (dict, optional): Overrides merged into ``unary`` for the
             final training (e.g. more iterations).
         train_final (bool): Train the final unary net f_{T+1} (and evaluate
@@ -116,6 +120,7 @@ class IterativeAffinityLoop(BaseLoop):
                  superpixels: Optional[dict] = None,
                  mining: Optional[dict] = None,
                  unary_labels: str = 'refined',
+                 keep_tags: bool = False,
                  final_unary: Optional[dict] = None,
                  train_final: bool = True,
                  energy_samples: int = 100) -> None:
@@ -141,6 +146,7 @@ class IterativeAffinityLoop(BaseLoop):
         self.superpixels = superpixel_options(superpixels)
         self.mining = mining
         self.unary_labels = unary_labels
+        self.keep_tags = keep_tags
         self.energy_samples = energy_samples
         self.work_dir = runner.work_dir
         self.manifest = Manifest(osp.join(self.work_dir, 'manifest.json'),
@@ -316,10 +322,11 @@ class IterativeAffinityLoop(BaseLoop):
         """step_t/refine: the E-step, alpha_t^p = G_t alpha_t^u."""
         out_dir = self.refined_dir(step)
         self._run_stage(
-            f'step_{step}/refine', [unary, pairwise],
+            f'step_{step}/refine',
+            [unary, pairwise] + (['keep_tags'] if self.keep_tags else []),
             lambda: dict(summary=self._write_label_maps(
                 unary, pairwise_cfg, pairwise['weights'],
-                dict(refined=out_dir))),
+                dict(refined=out_dir), self._keep_tags_from())),
             self._writing('the refined labels', out_dir))
 
     def _stage_confidence(self, step: int) -> dict:
@@ -340,7 +347,9 @@ class IterativeAffinityLoop(BaseLoop):
         """step_t/mine: Y_t from f_t's output."""
         out_dir = self.confident_labels_dir(step)
         self._run_stage(
-            f'step_{step}/mine', [self.mining, confidence],
+            f'step_{step}/mine',
+            [self.mining, confidence] + (['keep_tags'] if self.keep_tags
+                                         else []),
             lambda: self._mine(confidence['weights'],
                                self.unary_output_dir(step), out_dir),
             self._writing(f"mined labels Y_{step} (mode "
@@ -436,6 +445,11 @@ class IterativeAffinityLoop(BaseLoop):
             return self._label_quality(self.seeds_dir())
         return record['outputs']['quality']
 
+    def _keep_tags_from(self) -> Optional[str]:
+        """Where a map's lost tags are restored from (``keep_tags``): the
+        seeds."""
+        return self.seeds_dir() if self.keep_tags else None
+
     # ------------------------------------------------------ pairwise / refine
     def _pairwise_cfg(self, unary_weights: str) -> Optional[dict]:
         """The pairwise runner config with the trained unary net filled in
@@ -447,14 +461,17 @@ class IterativeAffinityLoop(BaseLoop):
 
     def _write_label_maps(self, unary: dict, pairwise_cfg: Optional[dict],
                           pairwise_weights: Optional[str],
-                          out_dirs: dict) -> dict:
-        """f_t's output and/or the refined labels (``out_dirs``, see
+                          out_dirs: dict,
+                          keep_tags_from: Optional[str] = None) -> dict:
+        """f_t's output and/or the refined labels (``out_dirs``,
+        ``keep_tags_from``: see
         :func:`~iaffinity_plugins.labels.refinement.write_label_maps`)."""
         unary_net = self._load_model(self.stage_cfgs['unary']['model'],
                                      unary['weights'])
         refiner = None if pairwise_cfg is None else self._load_model(
             pairwise_cfg['model'], pairwise_weights)
-        return write_label_maps(unary_net, refiner, self.dataset, out_dirs)
+        return write_label_maps(unary_net, refiner, self.dataset, out_dirs,
+                                keep_tags_from=keep_tags_from)
 
     # ---------------------------------------------------------------- mining
     def _superpixel_cache(self) -> SuperpixelCache:
@@ -477,7 +494,8 @@ class IterativeAffinityLoop(BaseLoop):
                               self._superpixel_cache(),
                               ratio=self.mining['ratio'],
                               threshold=self.mining['threshold'],
-                              mode=self.mining['mode'])
+                              mode=self.mining['mode'],
+                              keep_tags_from=self._keep_tags_from())
         if summary['empty_images']:
             self.runner.logger.warning(
                 f"[iaffinity] mining left {len(summary['empty_images'])} "

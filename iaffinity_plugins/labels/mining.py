@@ -33,6 +33,7 @@ from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
                                                check_label_values, read_label,
                                                write_label)
 from iaffinity_plugins.labels.label_writer import load_images, pending_images
+from iaffinity_plugins.labels.lost_tags import restore_lost_tags_from
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.plugins import hookimpl
 
@@ -299,7 +300,8 @@ def mine_labels(model: Optional[torch.nn.Module],
                 ratio: float = 0.8,
                 threshold: float = 0.7,
                 mode: str = 'relabel',
-                progress: bool = True) -> Dict[str, Any]:
+                progress: bool = True,
+                keep_tags_from: Optional[str] = None) -> Dict[str, Any]:
     """Mine the next label folder ``out_dir`` from the labels in ``label_dir``.
 
     Resumable: images whose output already exists are skipped (outputs are
@@ -322,13 +324,17 @@ def mine_labels(model: Optional[torch.nn.Module],
         threshold (float): Confidence threshold (0.7 in the paper).
         mode (str): One of :data:`MINING_MODES` (see the module docstring).
         progress (bool): Show a tqdm progress bar.
+        keep_tags_from (str, optional): A label folder (the seeds) whose
+            ``<img_id>.png`` gives a tagged class that the mined map lost
+            its pixels (:func:`~.lost_tags.restore_lost_tags`).
 
     Returns:
         dict: ``images`` written, ``skipped`` (already there),
         ``regions_scored`` (every superpixel for ``'relabel'``, the proposed
         regions for ``'confirm'`` and ``'majority'``), ``regions_kept``
         (labelled in the output), ``empty_images`` (ids of written
-        all-unknown maps).
+        all-unknown maps) and, with ``keep_tags_from``, ``restored_tags``
+        (classes restored).
     """
     check_mining_mode(mode)
     if mode in CLASSIFIER_MODES and model is None:
@@ -340,6 +346,8 @@ def mine_labels(model: Optional[torch.nn.Module],
     pending, done = pending_images(dataset, out_dir)
     summary = dict(images=0, skipped=done, regions_scored=0,
                    regions_kept=0, empty_images=[])
+    if keep_tags_from is not None:
+        summary['restored_tags'] = 0
     for item, img_id in load_images(dataset, pending, progress,
                                     f'mining ({mode})'):
         out_path = osp.join(out_dir, f'{img_id}.png')
@@ -356,6 +364,11 @@ def mine_labels(model: Optional[torch.nn.Module],
             img_id, rgb)
         mined, scored, kept = _mine_one(model, item, labels, superpixels,
                                         ratio, threshold, mode)
+        if keep_tags_from is not None:
+            mined, lost = restore_lost_tags_from(
+                mined, item['data_samples'].metainfo['tags'],
+                keep_tags_from, img_id)
+            summary['restored_tags'] += len(lost)
         write_label(out_path, mined)
         summary['images'] += 1
         summary['regions_scored'] += scored

@@ -6,7 +6,9 @@ tags + background) are written as label maps, either or both
 (:func:`write_label_maps`). With ``min_confidence`` the refined map keeps a
 pixel only where its class has at least that probability in ``alpha_p``
 (over background and the tags); the rest is unknown (255), as the seeds
-leave the uncertain band around objects unknown.
+leave the uncertain band around objects unknown. With ``keep_tags_from``
+a tagged class that the refined map lost takes its pixels in another label
+folder (the seeds): a tagged object never vanishes from the labels.
 """
 import os
 import os.path as osp
@@ -18,6 +20,7 @@ from torch import nn
 
 from .label_io import IGNORE_INDEX, write_label
 from .label_writer import images_to_write
+from .lost_tags import restore_lost_tags_from
 from .scores import restrict_to_tags, unary_scores
 
 
@@ -69,7 +72,8 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
 def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
                      dataset, out_dirs: Dict[str, str],
                      progress: bool = True,
-                     min_confidence: Optional[float] = None) -> dict:
+                     min_confidence: Optional[float] = None,
+                     keep_tags_from: Optional[str] = None) -> dict:
     """Write ``<img_id>.png`` maps of :func:`refine_image` for every image.
 
     Args:
@@ -82,12 +86,16 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
             ``'refined'``.
         progress (bool): Show a progress bar.
         min_confidence (float, optional): See :func:`refine_image`.
+        keep_tags_from (str, optional): A label folder (the seeds) whose
+            ``<img_id>.png`` gives a tagged class that the refined map lost
+            its pixels (:func:`~.lost_tags.restore_lost_tags`).
 
     Resumable: an image whose last map (``refined`` when written) exists is
     skipped.
 
     Returns:
-        dict: number of ``images`` written by this process.
+        dict: number of ``images`` written by this process and, with
+        ``keep_tags_from``, of ``restored_tags`` (classes restored).
     """
     names = [name for name in ('unary', 'refined') if name in out_dirs]
     if not names or set(out_dirs) - set(names):
@@ -95,13 +103,24 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
                          f'{sorted(out_dirs)}')
     for name in names:
         os.makedirs(out_dirs[name], exist_ok=True)
-    written = 0
+    if keep_tags_from is not None and 'refined' not in names:
+        raise ValueError('keep_tags_from acts on the refined map: out_dirs '
+                         "has no 'refined'")
+    written = restored = 0
     for item, img_id in images_to_write(dataset, out_dirs[names[-1]],
                                         progress, desc=' + '.join(names)):
-        labels = refine_image(unary, refiner, item, min_confidence)
+        labels = {name: label_map.cpu().numpy() for name, label_map in
+                  refine_image(unary, refiner, item, min_confidence).items()}
+        if keep_tags_from is not None:
+            labels['refined'], lost = restore_lost_tags_from(
+                labels['refined'], item['data_samples'].metainfo['tags'],
+                keep_tags_from, img_id)
+            restored += len(lost)
         # In this order: the last file marks the image as done.
         for name in names:
             write_label(osp.join(out_dirs[name], f'{img_id}.png'),
-                        labels[name].cpu().numpy())
+                        labels[name])
         written += 1
-    return dict(images=written)
+    if keep_tags_from is None:
+        return dict(images=written)
+    return dict(images=written, restored_tags=restored)

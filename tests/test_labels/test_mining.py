@@ -115,7 +115,7 @@ class FixedLogitsClassifier(torch.nn.Module):
         return [HAND_LOGITS[region_ids[0]]]
 
 
-def mine_by_hand(tmp_path, mode, threshold=0.7):
+def mine_by_hand(tmp_path, mode, threshold=0.7, keep_tags_from=None):
     from iaffinity_plugins.labels.label_io import read_label, write_label
     write_label(str(tmp_path / 'labels' / 'img0.png'), HAND_LABELS)
     dataset = SceneDataset([np.zeros((1, 12, 3), np.uint8)],
@@ -125,7 +125,7 @@ def mine_by_hand(tmp_path, mode, threshold=0.7):
     summary = mine_labels(FixedLogitsClassifier(), dataset,
                           str(tmp_path / 'labels'), str(out),
                           HandSuperpixels(), mode=mode, threshold=threshold,
-                          progress=False)
+                          progress=False, keep_tags_from=keep_tags_from)
     return read_label(str(out / 'img0.png')), summary
 
 
@@ -152,6 +152,21 @@ def test_confirm_only_keeps_proposed_classes(tmp_path):
     mined, summary = mine_by_hand(tmp_path, 'confirm')
     np.testing.assert_array_equal(mined, one_row([255] * 9 + [2] * 3))
     assert summary['regions_scored'] == 3 and summary['regions_kept'] == 1
+
+
+def test_confirm_with_kept_tags_restores_the_lost_class_from_the_seeds(
+        tmp_path):
+    """'confirm' drops every class-1 region; the seeds' class-1 pixels
+    bring it back (class 2, still present, is left as mined)."""
+    from iaffinity_plugins.labels.label_io import write_label
+    seeds = tmp_path / 'seeds'
+    write_label(str(seeds / 'img0.png'), one_row([0] * 4 + [1] * 2 + [255] * 3
+                                                 + [1, 2, 2]))
+    mined, summary = mine_by_hand(tmp_path, 'confirm',
+                                  keep_tags_from=str(seeds))
+    np.testing.assert_array_equal(
+        mined, one_row([255] * 4 + [1] * 2 + [255] * 3 + [1, 2, 2]))
+    assert summary['restored_tags'] == 1
 
 
 @pytest.mark.parametrize('mode', ['confidence', 'nope'])
