@@ -19,11 +19,8 @@ unary_head = dict(
     dropout_ratio=0.1,
     num_classes=None,
     align_corners=False,
-    # mmseg's cross-entropy over the labelled pixels; background_weight < 1
-    # counts the background (most of weak labels) less, which mmseg's
-    # class_weight cannot on labels with unknown pixels.
     loss_decode=dict(
-        type='BackgroundWeightedCrossEntropyLoss', background_weight=1.0),
+        type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
     ignore_index=255)
 unary_model = dict(
     type='EncoderDecoder',
