@@ -162,8 +162,9 @@ def report_markdown(report: dict) -> str:
         f"{format_value(seeds['precision'])}, labelled "
         f"{format_value(seeds['labelled_fraction'])} %", '',
         'Step t: the unary net f_t trained on the previous step\'s '
-        'refined labels (f_0 on the seeds), Y_t mined from its output, the '
-        'pairwise net g_t trained on Y_t.', '',
+        'refined or mined labels (train_cfg.unary_labels; f_0 on the '
+        'seeds), Y_t mined from its output, the pairwise net g_t trained '
+        'on Y_t.', '',
         markdown_table(STEP_COLUMNS, [[step[key] for key in STEP_COLUMNS]
                                       for step in report['steps']]), '',
         f"Final unary net, val mIoU: "

@@ -10,6 +10,7 @@ import sys
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from mmengine.config import Config
 
@@ -17,6 +18,7 @@ from iaffinity_plugins.cli import config_dicts, replace_data_root
 from iaffinity_plugins.datasets.photo_demo import make_photo_demo
 from iaffinity_plugins.engine.em_loop import IterativeAffinityLoop
 from iaffinity_plugins.engine.manifest import OutdatedManifest
+from iaffinity_plugins.labels.label_io import read_label
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'iaffinity', 'synthetic_demo.py')
@@ -151,6 +153,16 @@ def test_em_run_writes_labels_manifest_and_report(two_step_run):
         'step_2/mine', 'step_2/pairwise', 'step_2/refine', 'step_2/evaluate',
         'final/unary'] == _stage_names(num_steps=2)
     assert all(record['state'] == 'done' for record in stages.values())
+    # keep_tags (the demo's default): a class of the seeds (tagged) is in
+    # every mined and refined map of its image.
+    for name in os.listdir(work_dir / 'step_0' / 'seeds'):
+        tagged = set(np.unique(read_label(str(
+            work_dir / 'step_0' / 'seeds' / name)))) - {0, 255}
+        for folder in [f'step_{t}/{kind}' for t in (0, 1, 2)
+                       for kind in ('labels', 'refined')]:
+            assert tagged <= set(np.unique(read_label(str(
+                work_dir / folder / name)))), (folder, name)
+    assert 'restored_tags' in stages['step_0/refine']['outputs']['summary']
     for folder in ('step_0/seeds', *[f'step_{t}/{name}' for t in (0, 1, 2)
                                      for name in ('unary_labels', 'labels',
                                                   'refined')]):
@@ -360,6 +372,7 @@ def test_ablations_without_pairwise_net_or_region_classifier(tmp_path):
     cfg = Config.fromfile(config)
     cfg.train_cfg.pairwise = None
     cfg.train_cfg.mining.mode = 'majority'
+    cfg.train_cfg.keep_tags = False  # else lost tags take their seed pixels
     cfg.dump(config)
     _finish(config)
     work_dir = tmp_path / 'work'
@@ -382,6 +395,7 @@ def test_no_mining_ablation_copies_the_unary_output(tmp_path):
     config = _tiny_config(tmp_path, num_steps=0)
     cfg = Config.fromfile(config)
     cfg.train_cfg.mining.mode = 'none'
+    cfg.train_cfg.keep_tags = False  # else lost tags take their seed pixels
     cfg.dump(config)
     _finish(config)
     work_dir = tmp_path / 'work'
