@@ -7,7 +7,8 @@ trained with, WORK_DIR: its work dir)::
         --min-confidence C
 
 The E-step of step T as the loop ran it (f_T and g_T as ``WORK_DIR``'s
-manifest records them, alpha_T^p = G_T alpha_T^u), except that a refined
+manifest records them, alpha_T^p = G_T alpha_T^u, lost tags given their
+seed pixels when the config has ``keep_tags``), except that a refined
 pixel whose class has a probability below C (over background and the
 image's tags) is unknown (255), as the seeds leave the uncertain band
 around objects unknown. The labels go to
@@ -62,8 +63,13 @@ def run(config: str, work_dir: str, step: int,
                        f'refined_step{step}_conf{min_confidence:g}')
     labels = osp.join(out_dir, 'refined')
     dataset = bench.build_dataset(cfg)
+    # The loop's E-step: with keep_tags, lost tags take their seed pixels.
+    keep_tags = cfg.train_cfg.get('keep_tags', False)
+    keep_tags_from = osp.join(work_dir, 'step_0', 'seeds') if keep_tags \
+        else None
     write_label_maps(refiner.unary, refiner, dataset, dict(refined=labels),
-                     min_confidence=min_confidence)
+                     min_confidence=min_confidence,
+                     keep_tags_from=keep_tags_from)
     quality = evaluate_label_dir(labels, dataset)
     result = dict(run=work_dir, step=step, min_confidence=min_confidence,
                   out_dir=out_dir, label_dir=labels, miou=quality['miou'],
