@@ -69,6 +69,11 @@ STEP_STAGES = ('unary', 'unary_labels', 'confidence', 'mine', 'pairwise',
                'refine', 'evaluate')
 
 
+def seeds_dir(work_dir: str) -> str:
+    """A run's seeds, f_0's training labels: ``<work_dir>/step_0/seeds``."""
+    return osp.join(work_dir, 'step_0', 'seeds')
+
+
 @LOOPS.register_module()
 class IterativeAffinityLoop(BaseLoop):
     """Run seeds -> (f_t -> mine Y_t -> g_t -> refine) for t = 0 .. T ->
@@ -195,7 +200,7 @@ class IterativeAffinityLoop(BaseLoop):
 
     def seeds_dir(self) -> str:
         """The seeds, f_0's training labels."""
-        return self.step_dir(0, 'seeds')
+        return seeds_dir(self.work_dir)
 
     def confident_labels_dir(self, step: int) -> str:
         """Y_step, the labels the pairwise net g_step trains on: the regions
@@ -322,8 +327,7 @@ class IterativeAffinityLoop(BaseLoop):
         """step_t/refine: the E-step, alpha_t^p = G_t alpha_t^u."""
         out_dir = self.refined_dir(step)
         self._run_stage(
-            f'step_{step}/refine',
-            [unary, pairwise] + (['keep_tags'] if self.keep_tags else []),
+            f'step_{step}/refine', self._with_keep_tags([unary, pairwise]),
             lambda: dict(summary=self._write_label_maps(
                 unary, pairwise_cfg, pairwise['weights'],
                 dict(refined=out_dir), self._keep_tags_from())),
@@ -347,9 +351,8 @@ class IterativeAffinityLoop(BaseLoop):
         """step_t/mine: Y_t from f_t's output."""
         out_dir = self.confident_labels_dir(step)
         self._run_stage(
-            f'step_{step}/mine',
-            [self.mining, confidence] + (['keep_tags'] if self.keep_tags
-                                         else []),
+            f'step_{step}/mine', self._with_keep_tags([self.mining,
+                                                       confidence]),
             lambda: self._mine(confidence['weights'],
                                self.unary_output_dir(step), out_dir),
             self._writing(f"mined labels Y_{step} (mode "
@@ -449,6 +452,11 @@ class IterativeAffinityLoop(BaseLoop):
         """Where a map's lost tags are restored from (``keep_tags``): the
         seeds."""
         return self.seeds_dir() if self.keep_tags else None
+
+    def _with_keep_tags(self, stage_cfg: list) -> list:
+        """A mining or refine stage's hashed config, ``keep_tags`` added
+        when on (so that runs from before the switch keep their hashes)."""
+        return stage_cfg + ['keep_tags'] if self.keep_tags else stage_cfg
 
     # ------------------------------------------------------ pairwise / refine
     def _pairwise_cfg(self, unary_weights: str) -> Optional[dict]:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .label_io import read_label
+from .scores import allowed_classes
 
 
 def restore_lost_tags(labels: np.ndarray,
@@ -39,8 +40,7 @@ def restore_lost_tags(labels: np.ndarray,
     if fallback.shape != labels.shape:
         raise ValueError(f'fallback map {fallback.shape} and label map '
                          f'{labels.shape} differ in size')
-    tagged = np.flatnonzero(
-        torch.as_tensor(tags).detach().cpu().numpy().reshape(-1) > 0) + 1
+    tagged = np.flatnonzero(allowed_classes(tags)[1:]) + 1
     present = np.bincount(labels.reshape(-1), minlength=256) > 0
     lost = [int(c) for c in tagged if not present[c]]
     if not lost:

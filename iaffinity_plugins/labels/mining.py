@@ -34,6 +34,7 @@ from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
                                                write_label)
 from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.labels.lost_tags import restore_lost_tags_from
+from iaffinity_plugins.labels.scores import allowed_classes
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.plugins import hookimpl
 
@@ -220,19 +221,6 @@ def relabel_regions(superpixels: np.ndarray, region_ids: np.ndarray,
     keep = probs[np.arange(len(region_ids)), classes] > threshold
     return _paint_regions(superpixels, np.asarray(region_ids)[keep],
                           classes[keep])
-
-
-def allowed_classes(tags: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
-    """Background plus the image's tagged foreground classes.
-
-    Args:
-        tags (np.ndarray | Tensor): (K-1,) multi-hot foreground tags.
-
-    Returns:
-        np.ndarray: (K,) bool.
-    """
-    tags = torch.as_tensor(tags).detach().cpu().numpy()
-    return np.concatenate([[True], tags.reshape(-1) > 0])
 
 
 @torch.no_grad()

@@ -8,8 +8,9 @@ classes and background are allowed (the paper, Sec. 3.1). The scores are
 recomputed on demand from the unary checkpoint rather than stored: at VOC
 scale 10,582 x 21 x H x W float16 maps would take ~80 GB.
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmseg.structures import SegDataSample
@@ -35,6 +36,19 @@ def restrict_to_tags(logits: Tensor, tags: Tensor) -> Tensor:
     background = torch.ones_like(tags[:, :1], dtype=torch.bool)
     allowed = torch.cat([background, tags > 0.5], dim=1)
     return logits.masked_fill(~allowed[:, :, None, None], float('-inf'))
+
+
+def allowed_classes(tags: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+    """Background plus the image's tagged foreground classes.
+
+    Args:
+        tags (np.ndarray | Tensor): (K-1,) multi-hot foreground tags.
+
+    Returns:
+        np.ndarray: (K,) bool.
+    """
+    tags = torch.as_tensor(tags).detach().cpu().numpy()
+    return np.concatenate([[True], tags.reshape(-1) > 0])
 
 
 def stack_tags(data_samples: List[SegDataSample],

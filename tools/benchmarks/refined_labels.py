@@ -29,6 +29,7 @@ from typing import List, Optional, Tuple
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
 from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.engine.checkpoint import load_model
+from iaffinity_plugins.engine.em_loop import seeds_dir
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.refinement import write_label_maps
 
@@ -64,9 +65,8 @@ def run(config: str, work_dir: str, step: int,
     labels = osp.join(out_dir, 'refined')
     dataset = bench.build_dataset(cfg)
     # The loop's E-step: with keep_tags, lost tags take their seed pixels.
-    keep_tags = cfg.train_cfg.get('keep_tags', False)
-    keep_tags_from = osp.join(work_dir, 'step_0', 'seeds') if keep_tags \
-        else None
+    keep_tags_from = seeds_dir(work_dir) if cfg.train_cfg.get(
+        'keep_tags', False) else None
     write_label_maps(refiner.unary, refiner, dataset, dict(refined=labels),
                      min_confidence=min_confidence,
                      keep_tags_from=keep_tags_from)
