@@ -159,8 +159,11 @@ class IterativeAffinityLoop(BaseLoop):
         self.records: List[dict] = []
         self._iter = 0
         # Each stage's hash includes the previous one's, so a change
-        # upstream is detected at every finished stage after it.
+        # upstream is detected at every finished stage after it. The
+        # legacy chain (version 3's rule, over absolute paths) checks the
+        # records of an older manifest before they get the new hash.
         self._previous_hash = ''
+        self._previous_legacy_hash = ''
 
     # mmengine's Runner and hooks read ``iter``/``max_iters`` of the train
     # loop: here one "iteration" is one stage.
@@ -382,9 +385,11 @@ class IterativeAffinityLoop(BaseLoop):
         Returns:
             dict: The stage's outputs (from the manifest when skipped).
         """
-        stage_hash = config_hash(stage_cfg, self._previous_hash)
+        stage_hash = self.manifest.stage_hash(stage_cfg, self._previous_hash)
+        legacy_hash = config_hash(stage_cfg, self._previous_legacy_hash)
         self._previous_hash = stage_hash
-        if self.manifest.is_done(name, stage_hash):
+        self._previous_legacy_hash = legacy_hash
+        if self.manifest.is_done(name, stage_hash, legacy_hash):
             announce(self.runner.logger,
                      f'[iaffinity] {name}: done, skipped ({what})')
             outputs = self.manifest.record(name)['outputs']

@@ -1,9 +1,12 @@
 """End to end: tools/train.py runs Algorithm 1 on a tiny synthetic set,
-and a run killed mid-stage resumes without retraining finished stages."""
+and a run killed mid-stage, or moved, resumes without retraining finished
+stages."""
 import json
+import logging
 import os
 import os.path as osp
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +20,8 @@ from mmengine.config import Config
 from iaffinity_plugins.cli import config_dicts, replace_data_root
 from iaffinity_plugins.datasets.photo_demo import make_photo_demo
 from iaffinity_plugins.engine.em_loop import IterativeAffinityLoop
-from iaffinity_plugins.engine.manifest import OutdatedManifest
+from iaffinity_plugins.engine.manifest import (VERSION, OutdatedManifest,
+                                               config_hash)
 from iaffinity_plugins.labels.label_io import read_label
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -79,16 +83,17 @@ def test_own_data_config_runs_on_a_voc_folder_without_tags(tmp_path):
     assert report['final']['miou'] is not None
 
 
-def _train(config: str, **popen_kwargs) -> subprocess.Popen:
+def _train(config: str, *args: str, **popen_kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, osp.join(REPO, 'tools', 'train.py'), config],
+        [sys.executable, osp.join(REPO, 'tools', 'train.py'), config, *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, **popen_kwargs)
 
 
-def _finish(config: str) -> str:
-    """Run ``config`` to its end; its console output."""
-    process = _train(config)
+def _finish(config: str, *args: str) -> str:
+    """Run ``config`` (tools/train.py's further ``args``) to its end; its
+    console output."""
+    process = _train(config, *args)
     output, _ = process.communicate(timeout=900)
     assert process.returncode == 0, output[-3000:]
     return output
@@ -338,6 +343,80 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     stages = _stages(work_dir)
     assert list(stages) == _stage_names(num_steps=0)
     assert all(record['state'] == 'done' for record in stages.values())
+
+
+def test_moved_work_dir_resumes_without_retraining(tmp_path):
+    """A finished run moved (``mv``) to another folder and resumed there
+    with --work-dir: every stage is skipped, no label or weights file is
+    written again, and the manifest keeps its records, naming no path of
+    the old place."""
+    config = _tiny_config(tmp_path, iters=2, num_steps=0)
+    _finish(config)
+    old, new = tmp_path / 'work', tmp_path / 'moved' / 'renamed'
+    stages = _stages(old)
+    new.parent.mkdir()
+    shutil.move(str(old), str(new))
+    outputs = _finished_outputs(new)
+
+    output = _finish(config, '--work-dir', str(new))
+    for name in _stage_names(num_steps=0):
+        assert f'[iaffinity] {name}: done, skipped' in output, name
+    assert outputs
+    assert {path: path.stat().st_mtime_ns for path in outputs} == outputs
+    assert _stages(new) == stages
+    assert str(old) not in (new / 'manifest.json').read_text()
+    assert not old.exists()
+
+
+def _stand_in_loop(work_dir) -> IterativeAffinityLoop:
+    """:func:`_loop` whose runner also logs and takes hook calls, so that
+    its stages can run."""
+    loop = _loop(work_dir)
+    loop.runner.logger = logging.getLogger(__name__)
+    loop.runner.call_hook = lambda *args, **kwargs: None
+    return loop
+
+
+def _skip_stages(loop: IterativeAffinityLoop, work_dir) -> list:
+    """Two chained stages on ``loop``, the second hashing the first's
+    recorded weights and a label folder; fails if either has to run."""
+    def never():
+        raise AssertionError('a finished stage ran again')
+    cam = loop._run_stage('seeds/cam', dict(lr=0.1), never, 'cam')
+    unary = loop._run_stage('step_0/unary',
+                            [cam, str(work_dir / 'step_0' / 'seeds')],
+                            never, 'unary')
+    return [cam, unary]
+
+
+def test_version_3_work_dir_is_migrated_then_movable(tmp_path):
+    """A work dir that version 3 (config hashes over absolute paths)
+    recorded: resumed in place, its stages are skipped and given version
+    4's hashes; moved after that, they are skipped again."""
+    work_dir, moved = tmp_path / 'a', tmp_path / 'b'
+    work_dir.mkdir()
+    cam = dict(weights=str(work_dir / 'step_0' / 'cam' / 'final.pth'))
+    cam_hash = config_hash(dict(lr=0.1), '')
+    unary_hash = config_hash(
+        [cam, str(work_dir / 'step_0' / 'seeds')], cam_hash)
+    (work_dir / 'manifest.json').write_text(json.dumps(dict(
+        version=3, stages={
+            'seeds/cam': dict(state='done', hash=cam_hash, outputs=cam,
+                              metrics={}),
+            'step_0/unary': dict(state='done', hash=unary_hash, outputs=dict(
+                weights=str(work_dir / 'unary.pth')), metrics={})})))
+    assert _skip_stages(_stand_in_loop(work_dir), work_dir) == [
+        cam, dict(weights=str(work_dir / 'unary.pth'))]
+    content = json.loads((work_dir / 'manifest.json').read_text())
+    assert content['version'] == VERSION
+    assert content['stages']['seeds/cam']['outputs'] == dict(
+        weights='{work_dir}/step_0/cam/final.pth')
+    assert 'legacy_hash' not in str(content)
+
+    shutil.move(str(work_dir), str(moved))
+    assert _skip_stages(_stand_in_loop(moved), moved) == [
+        dict(weights=str(moved / 'step_0' / 'cam' / 'final.pth')),
+        dict(weights=str(moved / 'unary.pth'))]
 
 
 def test_changed_config_of_finished_stage_is_reported(two_step_run,

@@ -1,12 +1,15 @@
-"""manifest.json: stage states survive restarts; config changes are caught."""
+"""manifest.json: stage states survive restarts; config changes are caught;
+a moved work dir keeps its hashes and outputs."""
 import json
+import shutil
 
 import pytest
 
 from iaffinity_plugins.engine.manifest import (VERSION, Manifest,
                                                OutdatedManifest,
                                                StageConfigChanged,
-                                               config_hash)
+                                               config_hash, relative_paths,
+                                               resolved_paths)
 
 
 def test_done_stage_is_reloaded_with_its_outputs(tmp_path):
@@ -46,7 +49,7 @@ def test_written_manifest_is_valid_json(tmp_path):
     Manifest(str(path)).mark_done('x', 'h', metrics={'miou': 1.0})
     content = json.loads(path.read_text())
     assert content['stages']['x']['metrics'] == {'miou': 1.0}
-    assert content['version'] == VERSION == 3
+    assert content['version'] == VERSION == 4
 
 
 def _old_manifest(path, stages, version=1):
@@ -83,6 +86,101 @@ def test_old_manifest_before_the_orders_differ_is_reused(tmp_path, version):
     _old_manifest(path, ['seeds/cam', 'seeds/labels', 'step_0/unary'],
                   version)
     manifest = Manifest(str(path))
-    assert manifest.is_done('step_0/unary', 'h')
+    assert manifest.is_done('step_0/unary', 'new', legacy_hash='h')
     manifest.mark_running('step_0/pairwise', 'h2')
-    assert json.loads(path.read_text())['version'] == VERSION
+    content = json.loads(path.read_text())
+    assert content['version'] == VERSION
+    assert content['stages']['step_0/unary']['hash'] == 'new'
+
+
+def test_paths_inside_the_work_dir_are_written_from_a_token():
+    cfg = dict(labels='/runs/a/step_0/seeds', root='/runs/a',
+               data='/data/voc', sibling='/runs/ab/x', name='a',
+               pipeline=[('/runs/a/superpixels', 1)])
+    relative = relative_paths(cfg, '/runs/a')
+    assert relative == dict(labels='{work_dir}/step_0/seeds',
+                            root='{work_dir}', data='/data/voc',
+                            sibling='/runs/ab/x', name='a',
+                            pipeline=[['{work_dir}/superpixels', 1]])
+    assert resolved_paths(relative, '/runs/b') == dict(
+        cfg, labels='/runs/b/step_0/seeds', root='/runs/b',
+        pipeline=[['/runs/b/superpixels', 1]])
+
+
+def _stage_cfg(work_dir) -> list:
+    """A stage config naming a label folder in ``work_dir`` and pretrained
+    weights outside it."""
+    return [dict(checkpoint='/weights/lite0.pth'),
+            str(work_dir / 'step_0' / 'seeds')]
+
+
+def test_moved_work_dir_keeps_hashes_and_finds_its_outputs(tmp_path):
+    """``mv a b``: the stage's hash in b equals a's, and its recorded
+    weights are read in b."""
+    old, new = tmp_path / 'a', tmp_path / 'b'
+    old.mkdir()
+    manifest = Manifest(str(old / 'manifest.json'))
+    stage_hash = manifest.stage_hash(_stage_cfg(old), '')
+    manifest.mark_done('step_0/unary', stage_hash, outputs=dict(
+        weights=str(old / 'step_0' / 'unary' / 'final_weights.pth'),
+        pretrained='/weights/lite0.pth'))
+    shutil.move(str(old), str(new))
+
+    moved = Manifest(str(new / 'manifest.json'))
+    moved_hash = moved.stage_hash(_stage_cfg(new), '')
+    assert moved_hash == stage_hash
+    assert moved.is_done('step_0/unary', moved_hash)
+    assert moved.record('step_0/unary')['outputs'] == dict(
+        weights=str(new / 'step_0' / 'unary' / 'final_weights.pth'),
+        pretrained='/weights/lite0.pth')
+    assert str(old) not in (new / 'manifest.json').read_text()
+    # A path outside the work dir is hashed as it is.
+    assert moved.stage_hash([dict(checkpoint='/weights/other.pth'),
+                             str(new / 'step_0' / 'seeds')], '') != moved_hash
+
+
+def _version_3_manifest(work_dir) -> Manifest:
+    """A version-3 manifest of one finished stage in ``work_dir``, hashed
+    over absolute paths as version 3 did; loaded."""
+    (work_dir / 'manifest.json').write_text(json.dumps(dict(
+        version=3, stages={'step_0/unary': dict(
+            state='done', hash=config_hash(_stage_cfg(work_dir), ''),
+            outputs=dict(weights=str(work_dir / 'unary.pth')),
+            metrics={})})))
+    return Manifest(str(work_dir / 'manifest.json'))
+
+
+def test_version_3_manifest_of_the_same_config_is_migrated(tmp_path):
+    """Its hash matches the current config by version 3's rule: the stage is
+    done, and the manifest now holds version 4's hash and relative
+    paths."""
+    manifest = _version_3_manifest(tmp_path)
+    stage_hash = manifest.stage_hash(_stage_cfg(tmp_path), '')
+    assert manifest.is_done('step_0/unary', stage_hash,
+                            config_hash(_stage_cfg(tmp_path), ''))
+    content = json.loads((tmp_path / 'manifest.json').read_text())
+    assert content == dict(version=VERSION, stages={'step_0/unary': dict(
+        state='done', hash=stage_hash,
+        outputs=dict(weights='{work_dir}/unary.pth'), metrics={})})
+    assert Manifest(str(tmp_path / 'manifest.json')).is_done(
+        'step_0/unary', stage_hash)
+
+
+def test_version_3_manifest_that_differs_is_refused(tmp_path):
+    """Moved after version 3 wrote it (its absolute paths no longer match),
+    or its config changed: the error names the manifest and says what to
+    do, and the manifest is left as it was."""
+    old, new = tmp_path / 'a', tmp_path / 'b'
+    old.mkdir()
+    _version_3_manifest(old)
+    shutil.move(str(old), str(new))
+    before = (new / 'manifest.json').read_bytes()
+    manifest = Manifest(str(new / 'manifest.json'))
+    for legacy_hash in (config_hash(_stage_cfg(new), ''), None):
+        with pytest.raises(StageConfigChanged) as error:
+            manifest.is_done('step_0/unary',
+                             manifest.stage_hash(_stage_cfg(new), ''),
+                             legacy_hash)
+        assert str(new / 'manifest.json') in str(error.value)
+        assert 'move it back, resume it there once' in str(error.value)
+    assert (new / 'manifest.json').read_bytes() == before
