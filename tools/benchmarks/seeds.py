@@ -26,6 +26,7 @@ from mmengine.registry import init_default_scope
 
 from iaffinity_plugins.cli import load_config
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
+from iaffinity_plugins.engine.stage_benchmark import stage_weights
 from iaffinity_plugins.engine.stage_runner import innermost_dataset
 from iaffinity_plugins.evaluation.label_metrics import (confusion_matrix,
                                                         label_quality)
@@ -90,8 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     init_default_scope('mmseg')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, 'none')
-    with open(osp.join(args.work_dir, 'manifest.json')) as f:
-        weights = json.load(f)['stages']['seeds/cam']['outputs']['weights']
+    weights = stage_weights(args.work_dir, 'seeds/cam')
     model = MODELS.build(copy.deepcopy(cfg.train_cfg.cam.model))
     load_checkpoint_strict(model, weights)
     model.eval()
