@@ -19,6 +19,7 @@ from torch import Tensor
 from iaffinity_plugins.registry import MODELS
 from ..losses.superpixel_smoothness_loss import resize_nearest_ids
 from ..ops.spn_scan import GATE_OFFSETS, gate_affinity
+from .boundary_perturbation import perturb_boundaries
 from .frozen_unary import FrozenUnaryRefiner
 
 
@@ -45,6 +46,12 @@ class SPNRefiner(FrozenUnaryRefiner):
             gate's pair of one class -> 1, of two classes -> 0, a pair
             touching an unknown pixel or the border ignored. None (default):
             no such loss.
+        boundary_perturbation (dict, optional): Training only: the unary
+            probabilities g_t learns from get their objects grown or shrunk
+            (:func:`perturb_boundaries` with these keyword arguments, e.g.
+            ``dict(max_radius=4, prob=0.5)``), so that they disagree with
+            the labels at boundaries (issue #22). None (default): alpha_u
+            as it is.
         data_preprocessor (dict | nn.Module, optional): usually a
             ``SegDataPreProcessor``.
         restrict_to_tags (bool): zero the unary probabilities of classes
@@ -62,6 +69,7 @@ class SPNRefiner(FrozenUnaryRefiner):
                  loss_smooth: Optional[dict] = dict(
                      type='SuperpixelSmoothnessLoss'),
                  loss_affinity: Optional[dict] = None,
+                 boundary_perturbation: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  restrict_to_tags: bool = True,
                  ignore_index: int = 255,
@@ -76,6 +84,7 @@ class SPNRefiner(FrozenUnaryRefiner):
                             if loss_smooth is not None else None)
         self.loss_affinity = (MODELS.build(loss_affinity)
                               if loss_affinity is not None else None)
+        self.boundary_perturbation = boundary_perturbation
 
     def refine(self, inputs: Tensor,
                unary_probs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -102,9 +111,13 @@ class SPNRefiner(FrozenUnaryRefiner):
     def loss(self, inputs: Tensor,
              data_samples: List[SegDataSample]) -> Dict[str, Tensor]:
         """CE on ``gt_sem_seg`` (+ L_s on the gates with ``gt_superpixels``,
-        + the affinity loss on the gates against ``gt_sem_seg``)."""
-        logits, gates = self.refine(inputs,
-                                    self.unary_probs(inputs, data_samples))
+        + the affinity loss on the gates against ``gt_sem_seg``); with
+        ``boundary_perturbation`` g_t refines a perturbed alpha_u."""
+        unary_probs = self.unary_probs(inputs, data_samples)
+        if self.boundary_perturbation is not None:
+            unary_probs = perturb_boundaries(unary_probs,
+                                             **self.boundary_perturbation)
+        logits, gates = self.refine(inputs, unary_probs)
         labels = self._labels(data_samples)
         losses = {
             self.loss_decode.loss_name:

@@ -316,3 +316,34 @@ def test_e_step_leaves_low_confidence_refined_pixels_unknown():
     assert torch.equal(banded['unary'], dense['unary'])
     assert torch.equal(banded['refined'],
                        dense['refined'].masked_fill(~confident, 255))
+
+
+def test_boundary_perturbation_feeds_the_training_input(monkeypatch):
+    from iaffinity_plugins.models.segmentors import spn_refiner
+    refiner = make_refiner(
+        boundary_perturbation=dict(max_radius=2, prob=1.0)).train()
+    inputs = torch.randn(2, 3, 16, 20)
+    samples = make_samples(2, (16, 20))
+    uniform = torch.full((2, K, 16, 20), 1.0 / K)
+    calls = []
+
+    def fake(probs, **kwargs):
+        calls.append(kwargs)
+        torch.testing.assert_close(probs,
+                                   refiner.unary_probs(inputs, samples))
+        return uniform
+
+    monkeypatch.setattr(spn_refiner, 'perturb_boundaries', fake)
+    losses = refiner(inputs, samples, mode='loss')
+    assert calls == [dict(max_radius=2, prob=1.0)]
+    logits, _ = refiner.refine(inputs, uniform)
+    labels = torch.stack([s.gt_sem_seg.data[0] for s in samples])
+    expected = refiner.loss_decode(logits, labels, ignore_index=255)
+    torch.testing.assert_close(losses['loss_ce'], expected)
+    # inference refines the unperturbed alpha_u
+    refiner.eval()
+    metas = [s.metainfo for s in samples]
+    torch.testing.assert_close(
+        refiner.encode_decode(inputs, metas),
+        refiner.refine(inputs, refiner.unary_probs(inputs, samples))[0])
+    assert len(calls) == 1
