@@ -27,34 +27,39 @@ def _dilate(maps: Tensor, radius: int) -> Tensor:
 
 
 def perturb_boundaries(probs: Tensor, max_radius: int,
-                       prob: float = 1.0) -> Tensor:
+                       prob: float = 1.0, grow_prob: float = 0.5) -> Tensor:
     """Grow or shrink the objects of class probability maps.
 
     For each image, with probability ``prob``: a radius r uniform in
-    1 .. ``max_radius`` and a direction; "grow" dilates every object
-    channel (1 ..) and erodes the background channel (0) by r pixels,
-    "shrink" the reverse; the channels are then renormalised to sum 1.
-    Classes with probability 0 everywhere (absent tags) stay 0.
+    1 .. ``max_radius`` and a direction; "grow" (probability
+    ``grow_prob``) dilates every object channel (1 ..) and erodes the
+    background channel (0) by r pixels, "shrink" the reverse; the
+    channels are then renormalised to sum 1. Classes with probability 0
+    everywhere (absent tags) stay 0.
 
     Args:
         probs (Tensor): (N, K, H, W) class probabilities.
         max_radius (int): Largest radius in pixels (>= 1).
         prob (float): Probability that an image is perturbed.
+        grow_prob (float): Probability that a perturbed image's objects
+            grow rather than shrink.
 
     Returns:
         Tensor: (N, K, H, W) probabilities, a new tensor.
 
     Raises:
-        ValueError: ``max_radius`` < 1 or ``prob`` outside [0, 1].
+        ValueError: ``max_radius`` < 1, ``prob`` or ``grow_prob`` outside
+            [0, 1].
     """
     if max_radius < 1:
         raise ValueError(f'max_radius must be >= 1, got {max_radius}')
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f'prob must be in [0, 1], got {prob}')
+    for name, value in (('prob', prob), ('grow_prob', grow_prob)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f'{name} must be in [0, 1], got {value}')
     out = probs.clone()
     perturbed = torch.rand(probs.shape[0]) < prob
     radii = torch.randint(1, max_radius + 1, (probs.shape[0], ))
-    grow = torch.rand(probs.shape[0]) < 0.5
+    grow = torch.rand(probs.shape[0]) < grow_prob
     for i in perturbed.nonzero().flatten().tolist():
         r = int(radii[i])
         maps = probs[i:i + 1]

@@ -63,8 +63,20 @@ def test_prob_chooses_the_images():
     assert not out.requires_grad and out.data_ptr() != probs.data_ptr()
 
 
+@pytest.mark.parametrize('grow_prob,areas', [(1.0, {36, 64}), (0.0, {4, 0})])
+def test_grow_prob_sets_the_direction(grow_prob, areas):
+    probs = square_probs()
+    object_areas = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = perturb_boundaries(probs, max_radius=2, grow_prob=grow_prob)
+        object_areas.add(int((out.argmax(1) == 1).sum()))
+    assert object_areas == areas
+
+
 @pytest.mark.parametrize('kwargs', [dict(max_radius=0),
-                                    dict(max_radius=2, prob=1.5)])
+                                    dict(max_radius=2, prob=1.5),
+                                    dict(max_radius=2, grow_prob=-0.1)])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError, match='max_radius|prob'):
         perturb_boundaries(square_probs(), **kwargs)
