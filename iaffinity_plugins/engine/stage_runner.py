@@ -18,11 +18,12 @@ from typing import Any, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.dist import barrier
+from mmengine.dist import barrier, is_main_process
 from mmengine.runner import find_latest_checkpoint
 
 from ..labels.label_io import atomic_write_bytes
 from .console import QuietConsoleRunner
+from .manifest import config_hash
 from .rng_state import TorchRNGStateHook
 
 # Outer-run settings every stage runner inherits.
@@ -31,6 +32,9 @@ RUNTIME_KEYS = ('default_scope', 'env_cfg', 'log_processor', 'log_level',
 # Hooks that need a val loop or a visualiser of their own: stages have none.
 STAGE_FREE_HOOKS = ('visualization', )
 FINAL_WEIGHTS = 'final_weights.pth'
+# The hash of the config a stage folder's checkpoints were trained with.
+CHECKPOINT_CONFIG = 'checkpoint_config_hash'
+STALE_CHECKPOINTS = 'stale_checkpoints'
 # Stage keys that describe its dataloader rather than the runner.
 STAGE_DATA_KEYS = ('pipeline', 'batch_size', 'num_workers')
 
@@ -127,6 +131,37 @@ def resumable_checkpoint(work_dir: str) -> Optional[str]:
                  and osp.isfile(path) and is_complete_checkpoint(path)), None)
 
 
+def set_aside_stale_checkpoints(work_dir: str, stage_hash: str) -> None:
+    """Move the checkpoints of another config out of a stage's way.
+
+    A stage re-run after its config changed (its manifest entries deleted,
+    as ``StageConfigChanged`` says) must train again, not resume from the
+    old config's ``last_checkpoint``. ``work_dir/checkpoint_config_hash``
+    names the config its checkpoints belong to; when it is absent or names
+    another, ``last_checkpoint`` and ``iter_*.pth`` go to
+    ``work_dir/stale_checkpoints/<old hash>/`` (kept, not deleted). A stage
+    folder that was moved also trains again: its config names the old
+    paths.
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    marker = osp.join(work_dir, CHECKPOINT_CONFIG)
+    old_hash = None
+    if osp.isfile(marker):
+        with open(marker) as f:
+            old_hash = f.read().strip()
+    if old_hash == stage_hash:
+        return
+    stale = [name for name in os.listdir(work_dir)
+             if name == 'last_checkpoint'
+             or re.fullmatch(r'iter_\d+\.pth', name)]
+    if stale:
+        dest = osp.join(work_dir, STALE_CHECKPOINTS, old_hash or 'unknown')
+        os.makedirs(dest, exist_ok=True)
+        for name in stale:
+            os.replace(osp.join(work_dir, name), osp.join(dest, name))
+    atomic_write_bytes(marker, stage_hash.encode())
+
+
 def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
                            name: str, label_dir: Optional[str]) -> Config:
     """The full runner config of one stage.
@@ -186,7 +221,10 @@ def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
     writes them; in a distributed run every rank returns only once they
     exist, so any rank may load them next.
     """
-    os.makedirs(work_dir, exist_ok=True)
+    if is_main_process():
+        set_aside_stale_checkpoints(work_dir,
+                                    config_hash(stage_cfg, label_dir))
+    barrier()
     cfg = build_stage_runner_cfg(stage_cfg, runtime_cfg, work_dir, name,
                                  label_dir)
     runner = QuietConsoleRunner.from_cfg(cfg)

@@ -1,8 +1,8 @@
 """A stage resumes from a complete checkpoint that really exists."""
 import torch
 
-from iaffinity_plugins.engine.stage_runner import (build_stage_runner_cfg,
-                                                   resumable_checkpoint)
+from iaffinity_plugins.engine.stage_runner import (
+    build_stage_runner_cfg, resumable_checkpoint, set_aside_stale_checkpoints)
 
 
 def _save(path, step):
@@ -50,3 +50,24 @@ def test_stage_keeps_two_checkpoints_at_least(tmp_path):
     runtime['default_hooks']['checkpoint']['max_keep_ckpts'] = -1  # keep all
     cfg = build_stage_runner_cfg(stage, runtime, str(tmp_path), 'a/b', None)
     assert cfg.default_hooks.checkpoint.max_keep_ckpts == -1
+
+
+def test_checkpoints_of_another_config_are_set_aside(tmp_path):
+    """A stage re-run after a config change trains again: the old config's
+    checkpoints are moved aside (kept), its own are resumed from."""
+    _save(tmp_path / 'iter_4.pth', 4)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
+    (tmp_path / 'final_weights.pth').write_text('old')
+    # no marker: from before this rule, or another config
+    set_aside_stale_checkpoints(str(tmp_path), 'a')
+    assert resumable_checkpoint(str(tmp_path)) is None
+    assert (tmp_path / 'stale_checkpoints' / 'unknown' /
+            'iter_4.pth').is_file()
+    assert (tmp_path / 'final_weights.pth').is_file()
+    _save(tmp_path / 'iter_8.pth', 8)
+    set_aside_stale_checkpoints(str(tmp_path), 'a')  # same config: resume
+    assert resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_8.pth')
+    set_aside_stale_checkpoints(str(tmp_path), 'b')
+    assert resumable_checkpoint(str(tmp_path)) is None
+    assert (tmp_path / 'stale_checkpoints' / 'a' / 'iter_8.pth').is_file()
+    assert (tmp_path / 'checkpoint_config_hash').read_text() == 'b'
