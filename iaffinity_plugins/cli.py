@@ -11,6 +11,7 @@ share the ``--launcher`` set-up here (:func:`add_launcher_args`,
 :func:`process_group_scope`, which destroys the process group it started.
 """
 import argparse
+import gc
 import os
 import os.path as osp
 from contextlib import contextmanager
@@ -152,14 +153,25 @@ def process_group_scope() -> Iterator[None]:
     tool's ``main``. A group left to the interpreter's exit keeps the
     backend's C++ threads alive while the process tears down: a finished
     2-process run could die with "terminate called without an active
-    exception" (SIGABRT). A group that already existed when the block was
-    entered (e.g. a caller's) is left as it is.
+    exception" (SIGABRT). ``destroy_process_group`` alone does not free the
+    group while a DDP wrapper still holds it, and the runners that own the
+    wrappers live in reference cycles until a garbage collection: so the
+    ranks first meet at a barrier (on a clean exit only: after an error
+    another rank may never come), then garbage is collected, then the
+    group is destroyed, while the interpreter is still whole. A group that
+    already existed when the block was entered (e.g. a caller's) is left as
+    it is.
     """
     started_before = _group_started()
+    clean_exit = False
     try:
         yield
+        clean_exit = True
     finally:
         if not started_before and _group_started():
+            if clean_exit:
+                torch_dist.barrier()
+            gc.collect()
             torch_dist.destroy_process_group()
 
 

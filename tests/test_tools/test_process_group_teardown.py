@@ -6,6 +6,7 @@ tool with ``--launcher`` runs on 2 gloo processes (torchrun, one thread per
 process), run after run, each into fresh folders: every run must end with
 exit status 0 and without that message.
 """
+import gc
 from pathlib import Path
 from typing import Callable, List
 
@@ -80,3 +81,35 @@ def test_two_process_runs_exit_cleanly(tmp_path, tool):
 def test_ten_two_process_runs_in_a_row_exit_cleanly(tmp_path, tool):
     """Issue #21: the abort came once in a while; 10 runs in a row."""
     run_repeatedly(tool, tmp_path, times=10)
+
+
+def test_scope_frees_the_wrappers_that_hold_the_group(tmp_path):
+    """destroy_process_group alone leaves a DDP wrapper in a reference
+    cycle (as a runner holds it) alive until the interpreter's exit, with
+    the group's C++ threads; the scope collects it first."""
+    from torch import distributed as torch_dist
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+
+    from iaffinity_plugins.cli import process_group_scope
+
+    def wrappers() -> int:
+        return sum(isinstance(obj, DistributedDataParallel)
+                   for obj in gc.get_objects())
+
+    gc.collect()
+    before = wrappers()
+    gc.disable()  # only the scope may collect
+    try:
+        with process_group_scope():
+            torch_dist.init_process_group(
+                'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                world_size=1)
+            owner = dict(model=DistributedDataParallel(nn.Linear(2, 2)))
+            owner['self'] = owner  # a cycle, as runner <-> hooks
+            del owner
+            assert wrappers() == before + 1
+        assert not torch_dist.is_initialized()
+        assert wrappers() == before
+    finally:
+        gc.enable()
