@@ -24,7 +24,7 @@ from ..cli import load_config
 from ..evaluation.label_metrics import to_json_safe
 from ..labels.label_io import IGNORE_INDEX, atomic_write_bytes, read_label
 from ..registry import DATASETS
-from .manifest import Manifest, config_hash
+from .manifest import Manifest, config_hash, relative_paths
 from .stage_configs import pairwise_stage_cfg
 from .stage_runner import FINAL_WEIGHTS, train_stage
 
@@ -103,9 +103,12 @@ def load_run_config(config: str, cfg_options: Optional[dict],
 def benchmark_dir(work_dir: str, name: str, stage_cfg: dict,
                   label_dir: str) -> str:
     """``<work_dir>/benchmarks/<name>_<hash>``: one folder per variant
-    (stage config and training labels)."""
-    return osp.join(work_dir, 'benchmarks',
-                    f'{name}_{config_hash(stage_cfg, osp.abspath(label_dir))}')
+    (stage config and training labels). Paths inside the work dir are
+    hashed from its :data:`~.manifest.WORK_DIR_TOKEN`, so a moved work dir
+    finds its variants again."""
+    root = osp.abspath(work_dir)
+    variant = relative_paths([stage_cfg, osp.abspath(label_dir)], root)
+    return osp.join(work_dir, 'benchmarks', f'{name}_{config_hash(variant)}')
 
 
 def train_variant(stage_cfg: dict, runtime_cfg: Config, out_dir: str,

@@ -121,3 +121,17 @@ def test_default_labels_and_bad_inputs(tiny_run, tmp_path):
                    'step_7/unary_labels'])
     with pytest.raises(ValueError, match='--step must be >= 0'):
         tool.main([config, work_dir, '--step', '-1'])
+
+
+def test_a_moved_work_dir_finds_its_variants(tmp_path):
+    from iaffinity_plugins.engine.stage_benchmark import benchmark_dir
+
+    def name(work_dir, labels='step_0/labels'):
+        stage_cfg = dict(init_cfg=osp.join(work_dir, 'step_0', 'unary.pth'))
+        return osp.basename(benchmark_dir(
+            str(work_dir), 'unary_step1', stage_cfg,
+            osp.join(work_dir, labels)))
+
+    old, new = tmp_path / 'a' / 'run', tmp_path / 'b' / 'run'
+    assert name(old) == name(new)
+    assert name(old) != name(old, labels='step_0/seeds')
