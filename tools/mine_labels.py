@@ -2,7 +2,7 @@
 
 ``python tools/mine_labels.py CONFIG --labels DIR --out DIR
 [--checkpoint CKPT] [--mode relabel|confirm|majority|none] [--work-dir DIR]
-[--launcher none|pytorch|slurm|mpi]``
+[--keep-objects-from DIR] [--launcher none|pytorch|slurm|mpi]``
 
 Usable on its own, e.g. to clean the pseudo labels of another WSSS method.
 The modes that use the region classifier (``relabel``, the paper's rule,
@@ -90,6 +90,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         help="default: the config's mining.mode")
     parser.add_argument('--work-dir', help='classifier logs, checkpoints and '
                         'the superpixel cache')
+    parser.add_argument('--keep-objects-from', help="the previous step's "
+                        'mined folder: its objects stay where the new labels '
+                        'have background or unknown (mining.keep_objects)')
     add_launcher_args(parser)
     args = parser.parse_args(argv)
     # Pipelines name mmseg's and our transforms without a scope prefix;
@@ -120,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         model, DATASETS.build(dataset_cfg), args.labels, args.out,
         SuperpixelCache(cache_dir, **superpixels),
         ratio=mining.get('ratio', 0.8), threshold=mining.get('threshold', 0.7),
-        mode=mode))
+        mode=mode, keep_objects_from=args.keep_objects_from))
     if is_main_process():
         print(f"mined {summary['images']} images ({summary['skipped']} "
               f"already there): {summary['regions_kept']} of "

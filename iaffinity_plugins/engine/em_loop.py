@@ -39,6 +39,7 @@ much), the stage's progress bar and, after each step, its Table-5 row
 stage folder.
 """
 import copy
+import os
 import os.path as osp
 from functools import cached_property
 from typing import List, Optional, Tuple
@@ -67,6 +68,20 @@ UNARY_LABELS = ('mined', 'refined')
 # The stages of every step, 0 .. num_steps.
 STEP_STAGES = ('unary', 'unary_labels', 'confidence', 'mine', 'pairwise',
                'refine', 'evaluate')
+
+
+def set_aside_stale_folder(folder: str) -> Optional[str]:
+    """Move a non-empty ``folder`` to ``<folder>.stale`` (``.stale1``, ...
+    when taken), kept, not deleted; returns where it went (None when there
+    was nothing to move)."""
+    if not osp.isdir(folder) or not os.listdir(folder):
+        return None
+    dest, number = f'{folder}.stale', 0
+    while osp.exists(dest):
+        number += 1
+        dest = f'{folder}.stale{number}'
+    os.replace(folder, dest)
+    return dest
 
 
 def seeds_dir(work_dir: str) -> str:
@@ -101,7 +116,10 @@ class IterativeAffinityLoop(BaseLoop):
         superpixels (dict): Superpixel ``method`` and its parameters.
         mining (dict): ``mode`` (one of
             :data:`~iaffinity_plugins.labels.mining.MINING_MODES`, default
-            the paper's ``'relabel'``), ``ratio``, ``threshold``.
+            the paper's ``'relabel'``), ``ratio``, ``threshold``, and
+            ``keep_objects`` (default False): Y_t keeps the objects of
+            Y_{t-1} where it has background or unknown
+            (:mod:`~iaffinity_plugins.labels.kept_objects`).
         unary_labels (str): What the unary net trains on after step 0
             (f_0 trains on the seeds): ``'refined'`` (Algorithm 1) the
             previous step's refined labels, or ``'mined'`` its Y (see
@@ -133,6 +151,9 @@ class IterativeAffinityLoop(BaseLoop):
         mining = {**dict(mode='relabel', ratio=0.8, threshold=0.7),
                   **(mining or {})}
         check_mining_mode(mining['mode'], 'train_cfg.mining.mode')
+        if not isinstance(mining.get('keep_objects', False), bool):
+            raise TypeError('train_cfg.mining.keep_objects must be True or '
+                            f"False, got {mining['keep_objects']!r}")
         if mining['mode'] in CLASSIFIER_MODES and confidence is None:
             raise ValueError(f"train_cfg.confidence is required when "
                              f"train_cfg.mining.mode == {mining['mode']!r}")
@@ -241,7 +262,8 @@ class IterativeAffinityLoop(BaseLoop):
                         self._training('the CAM classifier on image tags',
                                        self.stage_cfgs['cam']))
         self._run_stage('seeds/labels', self.seeds, self._write_seeds,
-                        self._writing('the seeds', self.seeds_dir()))
+                        self._writing('the seeds', self.seeds_dir()),
+                        out_dir=self.seeds_dir())
         for step in range(self.num_steps + 1):
             self._run_step(step)
         final = None
@@ -306,7 +328,7 @@ class IterativeAffinityLoop(BaseLoop):
             f'step_{step}/unary_labels', [unary],
             lambda: dict(summary=self._write_label_maps(
                 unary, None, None, dict(unary=out_dir))),
-            self._writing(f"f_{step}'s output", out_dir))
+            self._writing(f"f_{step}'s output", out_dir), out_dir=out_dir)
 
     def _stage_pairwise(self, step: int,
                         unary: dict) -> Tuple[Optional[dict], dict]:
@@ -334,7 +356,7 @@ class IterativeAffinityLoop(BaseLoop):
             lambda: dict(summary=self._write_label_maps(
                 unary, pairwise_cfg, pairwise['weights'],
                 dict(refined=out_dir), self._keep_tags_from())),
-            self._writing('the refined labels', out_dir))
+            self._writing('the refined labels', out_dir), out_dir=out_dir)
 
     def _stage_confidence(self, step: int) -> dict:
         """step_t/confidence: the region classifier on f_t's output (no
@@ -351,15 +373,25 @@ class IterativeAffinityLoop(BaseLoop):
             f"{self.mining['mode']!r})")
 
     def _stage_mine(self, step: int, confidence: dict) -> None:
-        """step_t/mine: Y_t from f_t's output."""
+        """step_t/mine: Y_t from f_t's output (with ``keep_objects``, Y_{t-1}'s
+        objects kept)."""
         out_dir = self.confident_labels_dir(step)
+        previous = (self.confident_labels_dir(step - 1)
+                    if self.mining.get('keep_objects') and step > 0 else None)
+        # Hashed only where it acts (not at step 0), so that switching it on
+        # re-runs a finished run from step 1's mining.
+        mining = {key: value for key, value in self.mining.items()
+                  if key != 'keep_objects'}
+        if previous is not None:
+            mining['keep_objects'] = True
         self._run_stage(
-            f'step_{step}/mine', self._with_keep_tags([self.mining,
-                                                       confidence]),
+            f'step_{step}/mine', self._with_keep_tags([mining, confidence]),
             lambda: self._mine(confidence['weights'],
-                               self.unary_output_dir(step), out_dir),
+                               self.unary_output_dir(step), out_dir,
+                               previous),
             self._writing(f"mined labels Y_{step} (mode "
-                          f"{self.mining['mode']!r})", out_dir))
+                          f"{self.mining['mode']!r})", out_dir),
+            out_dir=out_dir)
 
     def _stage_evaluate(self, step: int, pairwise_cfg: Optional[dict],
                         pairwise: dict) -> None:
@@ -376,11 +408,18 @@ class IterativeAffinityLoop(BaseLoop):
             report['steps'][-1], report['seeds']))
         self.runner.call_hook('after_em_step', step=step, record=record)
 
-    def _run_stage(self, name: str, stage_cfg, work, what: str) -> dict:
+    def _run_stage(self, name: str, stage_cfg, work, what: str,
+                   out_dir: Optional[str] = None) -> dict:
         """Run ``work()`` unless the manifest says ``name`` is done.
 
         Args:
             what (str): What the stage does, for its console line.
+            out_dir (str, optional): The label folder the stage writes. A
+                label writer skips the images already there (a killed stage
+                resumes), so a stage that starts afresh (no record, or one of
+                another config: its manifest entry deleted after a config
+                change) first sets aside what an earlier config left there
+                (:func:`set_aside_stale_folder`).
 
         Returns:
             dict: The stage's outputs (from the manifest when skipped).
@@ -395,6 +434,11 @@ class IterativeAffinityLoop(BaseLoop):
             outputs = self.manifest.record(name)['outputs']
         else:
             announce(self.runner.logger, f'[iaffinity] {name}: {what}')
+            record = self.manifest.record(name)
+            if out_dir is not None and is_main_process() and (
+                    record is None or record.get('hash') != stage_hash):
+                set_aside_stale_folder(out_dir)
+            barrier()
             self.manifest.mark_running(name, stage_hash)
             outputs = work() or {}
             # Every rank must have finished writing before rank 0 marks the
@@ -500,7 +544,7 @@ class IterativeAffinityLoop(BaseLoop):
                            self.unary_output_dir(step))
 
     def _mine(self, confidence_weights: Optional[str], label_dir: str,
-              out_dir: str) -> dict:
+              out_dir: str, keep_objects_from: Optional[str] = None) -> dict:
         model = None if confidence_weights is None else self._load_model(
             self.stage_cfgs['confidence']['model'], confidence_weights)
         summary = mine_labels(model, self.dataset, label_dir, out_dir,
@@ -508,7 +552,8 @@ class IterativeAffinityLoop(BaseLoop):
                               ratio=self.mining['ratio'],
                               threshold=self.mining['threshold'],
                               mode=self.mining['mode'],
-                              keep_tags_from=self._keep_tags_from())
+                              keep_tags_from=self._keep_tags_from(),
+                              keep_objects_from=keep_objects_from)
         if summary['empty_images']:
             self.runner.logger.warning(
                 f"[iaffinity] mining left {len(summary['empty_images'])} "

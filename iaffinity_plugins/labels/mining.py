@@ -32,6 +32,7 @@ import torch
 from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
                                                check_label_values, read_label,
                                                write_label)
+from iaffinity_plugins.labels.kept_objects import keep_previous_objects_from
 from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.labels.lost_tags import restore_lost_tags_from
 from iaffinity_plugins.labels.scores import allowed_classes
@@ -289,7 +290,8 @@ def mine_labels(model: Optional[torch.nn.Module],
                 threshold: float = 0.7,
                 mode: str = 'relabel',
                 progress: bool = True,
-                keep_tags_from: Optional[str] = None) -> Dict[str, Any]:
+                keep_tags_from: Optional[str] = None,
+                keep_objects_from: Optional[str] = None) -> Dict[str, Any]:
     """Mine the next label folder ``out_dir`` from the labels in ``label_dir``.
 
     Resumable: images whose output already exists are skipped (outputs are
@@ -315,6 +317,11 @@ def mine_labels(model: Optional[torch.nn.Module],
         keep_tags_from (str, optional): A label folder (the seeds) whose
             ``<img_id>.png`` gives a tagged class that the mined map lost
             its pixels (:func:`~.lost_tags.restore_lost_tags`).
+        keep_objects_from (str, optional): The previous step's mined folder:
+            the objects of its ``<img_id>.png`` stay where the new map has
+            background or unknown
+            (:func:`~.kept_objects.keep_previous_objects`); applied before
+            ``keep_tags_from``.
 
     Returns:
         dict: ``images`` written, ``skipped`` (already there),
@@ -352,6 +359,9 @@ def mine_labels(model: Optional[torch.nn.Module],
             img_id, rgb)
         mined, scored, kept = _mine_one(model, item, labels, superpixels,
                                         ratio, threshold, mode)
+        if keep_objects_from is not None:
+            mined = keep_previous_objects_from(mined, keep_objects_from,
+                                               img_id)
         if keep_tags_from is not None:
             mined, lost = restore_lost_tags_from(
                 mined, item['data_samples'].metainfo['tags'],

@@ -22,7 +22,9 @@ from iaffinity_plugins.datasets.photo_demo import make_photo_demo
 from iaffinity_plugins.engine.em_loop import IterativeAffinityLoop
 from iaffinity_plugins.engine.manifest import (VERSION, OutdatedManifest,
                                                config_hash)
-from iaffinity_plugins.labels.label_io import read_label
+from iaffinity_plugins.labels.label_io import read_label, write_label
+from iaffinity_plugins.labels.mining import superpixel_majority
+from iaffinity_plugins.labels.superpixels import NPZ_KEY
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'iaffinity', 'synthetic_demo.py')
@@ -228,6 +230,40 @@ def _loop(work_dir, **kwargs) -> IterativeAffinityLoop:
               **kwargs}
     return IterativeAffinityLoop(SimpleNamespace(work_dir=str(work_dir)),
                                  dataloader=[], **kwargs)
+
+
+def test_a_label_stage_started_afresh_sets_aside_an_earlier_configs_files(
+        tmp_path):
+    """A label writer skips the images already in its folder (a killed
+    stage resumes); after a config change (the stage's manifest entry
+    deleted, as StageConfigChanged says) they are another config's and are
+    moved to <folder>.stale, not reused."""
+    def run_stage(stage_cfg, work):
+        loop = _loop(tmp_path)
+        loop.runner.logger = logging.getLogger('test_em_loop')
+        loop.runner.call_hook = lambda *args, **kwargs: None
+        loop._run_stage('step_0/mine', stage_cfg, work, 'mine',
+                        out_dir=str(folder))
+
+    def write(name, fail=False):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b'')
+        if fail:
+            raise KeyboardInterrupt  # a kill in the middle of the stage
+
+    folder = tmp_path / 'step_0' / 'labels'
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(dict(threshold=0.7), lambda: write('a.png', fail=True))
+    # resumed with the same config: the finished image stays
+    run_stage(dict(threshold=0.7), lambda: write('b.png'))
+    assert sorted(os.listdir(folder)) == ['a.png', 'b.png']
+    manifest = tmp_path / 'manifest.json'
+    content = json.loads(manifest.read_text())
+    del content['stages']['step_0/mine']
+    manifest.write_text(json.dumps(content))
+    run_stage(dict(threshold=0.9), lambda: write('c.png'))
+    assert os.listdir(folder) == ['c.png']
+    assert sorted(os.listdir(f'{folder}.stale')) == ['a.png', 'b.png']
 
 
 def test_work_dir_of_the_old_stage_order_is_refused(tmp_path):
@@ -482,6 +518,37 @@ def test_no_mining_ablation_copies_the_unary_output(tmp_path):
     assert _same_files(work_dir / 'step_0' / 'labels',
                        work_dir / 'step_0' / 'unary_labels')
     assert _trained_on(work_dir / 'step_0' / 'pairwise') == 'step_0/labels'
+
+
+def test_kept_objects_persist_into_the_next_mined_labels(tmp_path):
+    """mining.keep_objects: Y_1 keeps every object pixel of Y_0, also where
+    the 80 % rule on f_1's output has none. Y_0 is painted one tagged class
+    all over after step 0, so that it is sure to have such pixels."""
+    config = _tiny_config(tmp_path, num_steps=0)
+    cfg = Config.fromfile(config)
+    cfg.train_cfg.mining.update(mode='majority', keep_objects=True)
+    cfg.train_cfg.keep_tags = False
+    cfg.train_cfg.train_final = False
+    cfg.dump(config)
+    _finish(config)
+    work_dir = tmp_path / 'work'
+    for path in (work_dir / 'step_0' / 'labels').iterdir():
+        tagged = set(np.unique(read_label(str(
+            work_dir / 'step_0' / 'seeds' / path.name)))) - {0, 255}
+        labels = read_label(str(path))
+        write_label(str(path), np.full_like(labels, min(tagged)))
+    _finish(config, '--cfg-options', 'train_cfg.num_steps=1')
+    cache, = (work_dir / 'superpixels').iterdir()
+    lost = 0
+    for path in (work_dir / 'step_1' / 'labels').iterdir():
+        mined = read_label(str(path))
+        with np.load(cache / path.name.replace('.png', '.npz')) as data:
+            proposal = superpixel_majority(read_label(str(
+                work_dir / 'step_1' / 'unary_labels' / path.name)),
+                data[NPZ_KEY])
+        assert ((mined != 0) & (mined != 255)).all(), path.name
+        lost += ((proposal == 0) | (proposal == 255)).sum()
+    assert lost > 0  # else Y_1 would have been all objects by itself
 
 
 def test_two_gloo_processes_shard_labels_and_finish(tmp_path):

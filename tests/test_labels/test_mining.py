@@ -115,7 +115,7 @@ class FixedLogitsClassifier(torch.nn.Module):
         return [HAND_LOGITS[region_ids[0]]]
 
 
-def mine_by_hand(tmp_path, mode, threshold=0.7, keep_tags_from=None):
+def mine_by_hand(tmp_path, mode, threshold=0.7, **options):
     from iaffinity_plugins.labels.label_io import read_label, write_label
     write_label(str(tmp_path / 'labels' / 'img0.png'), HAND_LABELS)
     dataset = SceneDataset([np.zeros((1, 12, 3), np.uint8)],
@@ -125,7 +125,7 @@ def mine_by_hand(tmp_path, mode, threshold=0.7, keep_tags_from=None):
     summary = mine_labels(FixedLogitsClassifier(), dataset,
                           str(tmp_path / 'labels'), str(out),
                           HandSuperpixels(), mode=mode, threshold=threshold,
-                          progress=False, keep_tags_from=keep_tags_from)
+                          progress=False, **options)
     return read_label(str(out / 'img0.png')), summary
 
 
@@ -167,6 +167,23 @@ def test_confirm_with_kept_tags_restores_the_lost_class_from_the_seeds(
     np.testing.assert_array_equal(
         mined, one_row([255] * 4 + [1] * 2 + [255] * 3 + [1, 2, 2]))
     assert summary['restored_tags'] == 1
+
+
+def test_confirm_keeps_the_previous_steps_objects_before_lost_tags(
+        tmp_path):
+    """Y_t's objects fill the new map's unknown and background pixels (the
+    new map's own class wins); kept class-1 pixels mean no lost tag."""
+    from iaffinity_plugins.labels.label_io import write_label
+    previous, seeds = tmp_path / 'previous', tmp_path / 'seeds'
+    write_label(str(previous / 'img0.png'), one_row([1] * 3 + [0] * 3
+                                                    + [2, 2, 255] + [1] * 3))
+    write_label(str(seeds / 'img0.png'), np.ones((1, 12), np.uint8))
+    mined, summary = mine_by_hand(tmp_path, 'confirm',
+                                  keep_objects_from=str(previous),
+                                  keep_tags_from=str(seeds))
+    np.testing.assert_array_equal(
+        mined, one_row([1] * 3 + [255] * 3 + [2, 2, 255] + [2] * 3))
+    assert summary['restored_tags'] == 0
 
 
 @pytest.mark.parametrize('mode', ['confidence', 'nope'])

@@ -135,7 +135,9 @@ def worker(config: str, out_dir: str, threads: int) -> None:
         mine=lambda: mine_labels(
             classifier, dataset, folder['refined'], folder['mined'],
             SuperpixelCache(folder['superpixels'], **stages.superpixels),
-            progress=False, **stages.mining)['images'])
+            progress=False, **{key: stages.mining[key] for key in (
+                'mode', 'ratio', 'threshold') if key in stages.mining})[
+                    'images'])
     timings = {}
     for stage in STAGES:
         seconds, written = timed(work[stage])
