@@ -158,7 +158,9 @@ def process_group_scope() -> Iterator[None]:
     wrappers live in reference cycles until a garbage collection: so the
     ranks first meet at a barrier (on a clean exit only: after an error
     another rank may never come), then garbage is collected, then the
-    group is destroyed, while the interpreter is still whole. A group that
+    group is destroyed, while the interpreter is still whole (also when the
+    barrier fails because a peer died; after an error the traceback may
+    still hold a runner, which then outlives the collection). A group that
     already existed when the block was entered (e.g. a caller's) is left as
     it is.
     """
@@ -169,10 +171,12 @@ def process_group_scope() -> Iterator[None]:
         clean_exit = True
     finally:
         if not started_before and _group_started():
-            if clean_exit:
-                torch_dist.barrier()
-            gc.collect()
-            torch_dist.destroy_process_group()
+            try:
+                if clean_exit:
+                    torch_dist.barrier()
+            finally:
+                gc.collect()
+                torch_dist.destroy_process_group()
 
 
 def summed_over_ranks(summary: Dict[str, Any]) -> Dict[str, Any]:

@@ -295,10 +295,9 @@ class IterativeAffinityLoop(BaseLoop):
         targets = self.unary_targets_dir(step)
         weights = self._run_stage(
             'final/unary', final_cfg,
-            lambda: dict(weights=train_stage(
-                final_cfg, self.runner.cfg,
-                osp.join(self.work_dir, 'final', 'unary'), 'final/unary',
-                targets)),
+            lambda: dict(weights=self._train_stage(
+                final_cfg, osp.join(self.work_dir, 'final', 'unary'),
+                'final/unary', targets)),
             self._training(f'the final unary net f_{step}', final_cfg,
                            targets))
         model = self.runner.model
@@ -316,9 +315,9 @@ class IterativeAffinityLoop(BaseLoop):
         targets = self.unary_targets_dir(step)
         return self._run_stage(
             f'step_{step}/unary', [cfg, targets],
-            lambda: dict(weights=train_stage(
-                cfg, self.runner.cfg, self.step_dir(step, 'unary'),
-                f'step_{step}/unary', targets)),
+            lambda: dict(weights=self._train_stage(
+                cfg, self.step_dir(step, 'unary'), f'step_{step}/unary',
+                targets)),
             self._training(f'the unary net f_{step}', cfg, targets))
 
     def _stage_unary_labels(self, step: int, unary: dict) -> None:
@@ -339,9 +338,9 @@ class IterativeAffinityLoop(BaseLoop):
         pairwise = self._run_stage(
             f'step_{step}/pairwise', [pairwise_cfg, labels],
             lambda: dict(weights=None if pairwise_cfg is None else
-                         train_stage(pairwise_cfg, self.runner.cfg,
-                                     self.step_dir(step, 'pairwise'),
-                                     f'step_{step}/pairwise', labels)),
+                         self._train_stage(pairwise_cfg,
+                                           self.step_dir(step, 'pairwise'),
+                                           f'step_{step}/pairwise', labels)),
             'no pairwise net (pairwise=None)' if pairwise_cfg is None else
             self._training(f'the pairwise net g_{step}', pairwise_cfg,
                            labels))
@@ -378,8 +377,8 @@ class IterativeAffinityLoop(BaseLoop):
         out_dir = self.confident_labels_dir(step)
         previous = (self.confident_labels_dir(step - 1)
                     if self.mining.get('keep_objects') and step > 0 else None)
-        # Hashed only where it acts (not at step 0), so that switching it on
-        # re-runs a finished run from step 1's mining.
+        # Hashed only where it acts (not at step 0): step 0 keeps its hash
+        # when it is switched on, and runs with it off keep theirs.
         mining = {key: value for key, value in self.mining.items()
                   if key != 'keep_objects'}
         if previous is not None:
@@ -434,10 +433,14 @@ class IterativeAffinityLoop(BaseLoop):
             outputs = self.manifest.record(name)['outputs']
         else:
             announce(self.runner.logger, f'[iaffinity] {name}: {what}')
-            record = self.manifest.record(name)
-            if out_dir is not None and is_main_process() and (
-                    record is None or record.get('hash') != stage_hash):
-                set_aside_stale_folder(out_dir)
+            if out_dir is not None and is_main_process() and \
+                    not self.manifest.started_with(name, stage_hash,
+                                                   legacy_hash):
+                stale = set_aside_stale_folder(out_dir)
+                if stale is not None:
+                    self.runner.logger.warning(
+                        f'[iaffinity] {name}: {out_dir} holds labels of '
+                        f'another config, moved to {stale}')
             barrier()
             self.manifest.mark_running(name, stage_hash)
             outputs = work() or {}
@@ -448,6 +451,16 @@ class IterativeAffinityLoop(BaseLoop):
         self._iter += 1
         self.runner.call_hook('after_em_stage', stage=name, outputs=outputs)
         return outputs
+
+    def _train_stage(self, stage_cfg: dict, work_dir: str, name: str,
+                     label_dir: Optional[str]) -> str:
+        """:func:`~.stage_runner.train_stage` for the running stage, its
+        checkpoints marked with the stage's manifest hash (which
+        :meth:`_run_stage` has just stored in ``_previous_hash``): chained
+        over every stage before it (new seeds make f_0's old checkpoints
+        another config's) and the same wherever the work dir lies."""
+        return train_stage(stage_cfg, self.runner.cfg, work_dir, name,
+                           label_dir, config_id=self._previous_hash)
 
     def _training(self, network: str, stage_cfg: dict,
                   label_dir: Optional[str] = None) -> str:
@@ -467,10 +480,9 @@ class IterativeAffinityLoop(BaseLoop):
 
     # ----------------------------------------------------------------- seeds
     def _train_cam(self) -> dict:
-        return dict(weights=train_stage(
-            self.stage_cfgs['cam'], self.runner.cfg,
-            osp.join(self.work_dir, 'step_0', 'cam'), 'seeds/cam',
-            label_dir=None))
+        return dict(weights=self._train_stage(
+            self.stage_cfgs['cam'], osp.join(self.work_dir, 'step_0', 'cam'),
+            'seeds/cam', label_dir=None))
 
     def _write_seeds(self) -> dict:
         cam_weights = self.manifest.record('seeds/cam')['outputs']['weights']
@@ -538,10 +550,9 @@ class IterativeAffinityLoop(BaseLoop):
     def _train_confidence(self, step: int) -> str:
         cfg = copy.deepcopy(self.stage_cfgs['confidence'])
         set_superpixels(cfg, self.work_dir, self.superpixels)
-        return train_stage(cfg, self.runner.cfg,
-                           self.step_dir(step, 'confidence'),
-                           f'step_{step}/confidence',
-                           self.unary_output_dir(step))
+        return self._train_stage(cfg, self.step_dir(step, 'confidence'),
+                                 f'step_{step}/confidence',
+                                 self.unary_output_dir(step))
 
     def _mine(self, confidence_weights: Optional[str], label_dir: str,
               out_dir: str, keep_objects_from: Optional[str] = None) -> dict:

@@ -206,6 +206,18 @@ class Manifest:
         return None if record is None else resolved_paths(record,
                                                           self.work_dir)
 
+    def started_with(self, stage: str, stage_hash: str,
+                     legacy_hash: Optional[str] = None) -> bool:
+        """Whether ``stage`` has a record of this config (a killed stage
+        resumes from what it wrote); a record of an older manifest version
+        is compared with ``legacy_hash`` (see :meth:`is_done`)."""
+        record = self.stages.get(stage)
+        if record is None:
+            return False
+        if 'legacy_hash' in record:
+            return record['legacy_hash'] == legacy_hash
+        return record['hash'] == stage_hash
+
     def mark_running(self, stage: str, stage_hash: str) -> None:
         """Record that ``stage`` started (its outputs are not complete)."""
         self.stages[stage] = dict(state='running', hash=stage_hash)

@@ -106,8 +106,10 @@ def benchmark_dir(work_dir: str, name: str, stage_cfg: dict,
     (stage config and training labels). Paths inside the work dir are
     hashed from its :data:`~.manifest.WORK_DIR_TOKEN`, so a moved work dir
     finds its variants again."""
-    root = osp.abspath(work_dir)
-    variant = relative_paths([stage_cfg, osp.abspath(label_dir)], root)
+    variant = [stage_cfg, osp.abspath(label_dir)]
+    # The stage config may name paths from a relative work dir as given.
+    for root in {osp.abspath(work_dir), osp.normpath(work_dir)}:
+        variant = relative_paths(variant, root)
     return osp.join(work_dir, 'benchmarks', f'{name}_{config_hash(variant)}')
 
 

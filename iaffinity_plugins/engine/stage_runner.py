@@ -139,9 +139,8 @@ def set_aside_stale_checkpoints(work_dir: str, stage_hash: str) -> None:
     old config's ``last_checkpoint``. ``work_dir/checkpoint_config_hash``
     names the config its checkpoints belong to; when it is absent or names
     another, ``last_checkpoint`` and ``iter_*.pth`` go to
-    ``work_dir/stale_checkpoints/<old hash>/`` (kept, not deleted). A stage
-    folder that was moved also trains again: its config names the old
-    paths.
+    ``work_dir/stale_checkpoints/<old hash>/`` (kept, not deleted).
+    ``stage_hash``: :func:`train_stage`'s ``config_id`` (or its default).
     """
     os.makedirs(work_dir, exist_ok=True)
     marker = osp.join(work_dir, CHECKPOINT_CONFIG)
@@ -212,18 +211,22 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
 
 
 def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
-                label_dir: Optional[str] = None) -> str:
+                label_dir: Optional[str] = None,
+                config_id: Optional[str] = None) -> str:
     """Train a stage's network; returns the path of its final weights.
 
     The weights (``state_dict`` only, under ``state_dict`` like mmengine's
     checkpoints) are written atomically to ``work_dir/final_weights.pth``
     after training, so their presence means the stage finished. Rank 0
     writes them; in a distributed run every rank returns only once they
-    exist, so any rank may load them next.
+    exist, so any rank may load them next. ``config_id`` marks the
+    checkpoints (:func:`set_aside_stale_checkpoints`): the EM loop passes
+    its manifest hash of the stage; by default the hash of ``stage_cfg``
+    and ``label_dir``.
     """
     if is_main_process():
-        set_aside_stale_checkpoints(work_dir,
-                                    config_hash(stage_cfg, label_dir))
+        set_aside_stale_checkpoints(
+            work_dir, config_id or config_hash(stage_cfg, label_dir))
     barrier()
     cfg = build_stage_runner_cfg(stage_cfg, runtime_cfg, work_dir, name,
                                  label_dir)

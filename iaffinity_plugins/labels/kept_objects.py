@@ -13,7 +13,7 @@ import os.path as osp
 
 import numpy as np
 
-from .label_io import IGNORE_INDEX, read_label
+from .label_io import IGNORE_INDEX, check_label_values, read_label
 
 
 def keep_previous_objects(labels: np.ndarray,
@@ -45,15 +45,22 @@ def keep_previous_objects(labels: np.ndarray,
 
 
 def keep_previous_objects_from(labels: np.ndarray, previous_dir: str,
-                               img_id: str) -> np.ndarray:
+                               img_id: str, num_classes: int) -> np.ndarray:
     """:func:`keep_previous_objects` with ``previous_dir/<img_id>.png``.
+
+    Args:
+        num_classes (int): K, classes including background: a previous
+            map with another value (but 255) is refused.
 
     Raises:
         FileNotFoundError: the previous map is missing.
-        ValueError: it cannot be read or has another size, naming it.
+        ValueError: it cannot be read, has another size or holds a value
+            that is no class, naming it.
     """
     path = osp.join(previous_dir, f'{img_id}.png')
-    try:
-        return keep_previous_objects(labels, read_label(path))
-    except ValueError as error:
-        raise ValueError(f'{path}: {error}') from error
+    previous = read_label(path)
+    check_label_values(previous, num_classes, path)
+    if previous.shape != labels.shape:
+        raise ValueError(f'{path}: previous map {previous.shape} and label '
+                         f'map {labels.shape} differ in size')
+    return keep_previous_objects(labels, previous)

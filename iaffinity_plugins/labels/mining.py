@@ -361,7 +361,7 @@ def mine_labels(model: Optional[torch.nn.Module],
                                         ratio, threshold, mode)
         if keep_objects_from is not None:
             mined = keep_previous_objects_from(mined, keep_objects_from,
-                                               img_id)
+                                               img_id, num_classes)
         if keep_tags_from is not None:
             mined, lost = restore_lost_tags_from(
                 mined, item['data_samples'].metainfo['tags'],

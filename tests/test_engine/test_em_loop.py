@@ -20,7 +20,8 @@ from mmengine.config import Config
 from iaffinity_plugins.cli import config_dicts, replace_data_root
 from iaffinity_plugins.datasets.photo_demo import make_photo_demo
 from iaffinity_plugins.engine.em_loop import IterativeAffinityLoop
-from iaffinity_plugins.engine.manifest import (VERSION, OutdatedManifest,
+from iaffinity_plugins.engine.manifest import (VERSION, Manifest,
+                                               OutdatedManifest,
                                                config_hash)
 from iaffinity_plugins.labels.label_io import read_label, write_label
 from iaffinity_plugins.labels.mining import superpixel_majority
@@ -224,6 +225,17 @@ def test_em_run_writes_labels_manifest_and_report(two_step_run):
     assert any('"step/refined_miou"' in path.read_text() for path in scalars)
 
 
+def test_stage_checkpoints_are_marked_with_the_manifest_hash(two_step_run):
+    """Chained over the stages before it: new seeds make f_0's checkpoints
+    another config's, and a moved work dir keeps its marks."""
+    stages = _stages(two_step_run.work_dir)
+    for name in ('seeds/cam', 'step_0/unary', 'step_1/pairwise',
+                 'step_2/confidence', 'final/unary'):
+        folder = two_step_run.work_dir / name.replace('seeds/', 'step_0/')
+        assert (folder / 'checkpoint_config_hash').read_text() == \
+            stages[name]['hash'], name
+
+
 def _loop(work_dir, **kwargs) -> IterativeAffinityLoop:
     """The loop on a runner stand-in (only its checks and manifest run)."""
     kwargs = {**dict(num_steps=1, cam={}, unary={}, confidence={}),
@@ -264,6 +276,29 @@ def test_a_label_stage_started_afresh_sets_aside_an_earlier_configs_files(
     run_stage(dict(threshold=0.9), lambda: write('c.png'))
     assert os.listdir(folder) == ['c.png']
     assert sorted(os.listdir(f'{folder}.stale')) == ['a.png', 'b.png']
+    # killed under one config, started under another: set aside as well
+    content = json.loads(manifest.read_text())
+    del content['stages']['step_0/mine']
+    manifest.write_text(json.dumps(content))
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(dict(threshold=0.5), lambda: write('d.png', fail=True))
+    run_stage(dict(threshold=0.6), lambda: write('e.png'))
+    assert os.listdir(folder) == ['e.png']
+    assert os.listdir(f'{folder}.stale1') == ['c.png']  # deleted record
+    assert os.listdir(f'{folder}.stale2') == ['d.png']  # killed, other cfg
+
+
+def test_a_running_record_of_an_older_manifest_is_resumed_by_its_hash(
+        tmp_path):
+    manifest = Manifest(str(tmp_path / 'manifest.json'))
+    manifest.mark_running('step_0/mine', 'new')
+    assert manifest.started_with('step_0/mine', 'new')
+    assert not manifest.started_with('step_0/mine', 'other')
+    assert not manifest.started_with('step_0/refine', 'new')
+    # a version-3 record keeps its hash as legacy_hash (over absolute paths)
+    manifest.stages['step_0/mine'] = dict(state='running', legacy_hash='old')
+    assert manifest.started_with('step_0/mine', 'new', legacy_hash='old')
+    assert not manifest.started_with('step_0/mine', 'new', legacy_hash='x')
 
 
 def test_work_dir_of_the_old_stage_order_is_refused(tmp_path):

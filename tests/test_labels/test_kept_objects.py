@@ -25,9 +25,12 @@ def test_a_previous_map_of_another_size_or_missing_is_named(tmp_path):
     labels = np.zeros((2, 2), np.uint8)
     write_label(str(tmp_path / 'a.png'), np.ones((3, 2), np.uint8))
     with pytest.raises(ValueError, match=r'a\.png.*differ in size'):
-        keep_previous_objects_from(labels, str(tmp_path), 'a')
+        keep_previous_objects_from(labels, str(tmp_path), 'a', 4)
     with pytest.raises(FileNotFoundError, match=r'b\.png'):
-        keep_previous_objects_from(labels, str(tmp_path), 'b')
+        keep_previous_objects_from(labels, str(tmp_path), 'b', 4)
     write_label(str(tmp_path / 'c.png'), np.full((2, 2), 3, np.uint8))
-    assert (keep_previous_objects_from(labels, str(tmp_path), 'c')
+    assert (keep_previous_objects_from(labels, str(tmp_path), 'c', 4)
             == 3).all()
+    # class 3 in a data set of 3 classes (0-2) is no class
+    with pytest.raises(ValueError, match=r'c\.png'):
+        keep_previous_objects_from(labels, str(tmp_path), 'c', 3)

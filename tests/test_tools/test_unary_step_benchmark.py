@@ -135,3 +135,5 @@ def test_a_moved_work_dir_finds_its_variants(tmp_path):
     old, new = tmp_path / 'a' / 'run', tmp_path / 'b' / 'run'
     assert name(old) == name(new)
     assert name(old) != name(old, labels='step_0/seeds')
+    # a work dir given relative to the current folder, as on the command line
+    assert name(osp.relpath(old)) == name(new)
