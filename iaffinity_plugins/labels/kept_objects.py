@@ -58,9 +58,9 @@ def keep_previous_objects_from(labels: np.ndarray, previous_dir: str,
             that is no class, naming it.
     """
     path = osp.join(previous_dir, f'{img_id}.png')
-    previous = read_label(path)
+    previous = read_label(path)  # its errors name the path already
     check_label_values(previous, num_classes, path)
-    if previous.shape != labels.shape:
-        raise ValueError(f'{path}: previous map {previous.shape} and label '
-                         f'map {labels.shape} differ in size')
-    return keep_previous_objects(labels, previous)
+    try:
+        return keep_previous_objects(labels, previous)
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from error

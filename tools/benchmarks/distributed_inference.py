@@ -123,6 +123,11 @@ def worker(config: str, out_dir: str, threads: int) -> None:
     seeds = dict(stages.seeds)
     cam_options = {key: seeds.pop(key) for key in ('scales', 'flip')
                    if key in seeds}
+    # mine_labels' own options (keep_objects needs a previous step's
+    # folder, which this one-step benchmark has not).
+    mining = {key: stages.mining[key] for key in ('mode', 'ratio',
+                                                   'threshold')
+              if key in stages.mining}
     folder = {name: osp.join(out_dir, name) for name in (
         'seeds', 'refined', 'unary_labels', 'mined', 'superpixels')}
     work = dict(
@@ -135,9 +140,7 @@ def worker(config: str, out_dir: str, threads: int) -> None:
         mine=lambda: mine_labels(
             classifier, dataset, folder['refined'], folder['mined'],
             SuperpixelCache(folder['superpixels'], **stages.superpixels),
-            progress=False, **{key: stages.mining[key] for key in (
-                'mode', 'ratio', 'threshold') if key in stages.mining})[
-                    'images'])
+            progress=False, **mining)['images'])
     timings = {}
     for stage in STAGES:
         seconds, written = timed(work[stage])
