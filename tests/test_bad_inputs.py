@@ -39,6 +39,7 @@ from iaffinity_plugins.engine.stage_runner import FINAL_WEIGHTS, train_stage
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.label_io import (check_label_values,
                                                read_label, write_label)
+from iaffinity_plugins.labels.label_writer import OPTIONS_FILE
 from iaffinity_plugins.labels.mining import mine_labels
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.registry import DATASETS, TRANSFORMS
@@ -490,12 +491,13 @@ def test_own_data_truncated_photo_stops_seeds_and_resumes(own_data):
         own_data_seeds(tmp_path, root)
     # No temp file, no c.png: the folder is not complete, and a rerun
     # (which skips the labels that exist) does not take it for complete.
-    assert list(label_bytes(tmp_path / 'seeds')) == ['a.png', 'b.png']
+    assert list(label_bytes(tmp_path / 'seeds')) == [
+        'a.png', 'b.png', OPTIONS_FILE]
     photo.write_bytes(good)
     summary = own_data_seeds(tmp_path, root)
     assert (summary['skipped'], summary['written']) == (2, 2)
     assert list(label_bytes(tmp_path / 'seeds')) == [
-        f'{img_id}.png' for img_id in IMG_IDS]
+        *(f'{img_id}.png' for img_id in IMG_IDS), OPTIONS_FILE]
 
 
 def test_own_data_all_background_photo_is_kept_with_a_warning(own_data):

@@ -9,12 +9,15 @@ CONFIG holds ``model`` (a CAMClassifier), ``seed_cfg`` (``type`` =
 ``train_dataloader.dataset``, run through ``infer_pipeline`` when the config
 has one. Writes ``DIR/<img_id>.png`` (VOC palette, 255 = unknown) and, with
 ``--cam-dir``, float16 CAMs ``<img_id>.npy``. Images already written are
-skipped, so an interrupted run resumes. With a launcher (e.g. torchrun
-``python -m torch.distributed.run --nproc_per_node N tools/make_seeds.py ...
---launcher pytorch``) each process writes every N-th image.
+skipped, so an interrupted run resumes; ``DIR/options.json`` records what
+determines the seeds (:func:`seed_options`), and a DIR of other options is
+refused. With a launcher (e.g. torchrun ``python -m
+torch.distributed.run --nproc_per_node N tools/make_seeds.py ... --launcher
+pytorch``) each process writes every N-th image.
 """
 import argparse
 import copy
+import os.path as osp
 from typing import List, Optional
 
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
@@ -27,11 +30,12 @@ from iaffinity_plugins.cli import (add_launcher_args, init_launcher,
                                    summed_over_ranks)
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
 from iaffinity_plugins.engine.stage_runner import innermost_dataset
+from iaffinity_plugins.labels.label_writer import record_options
 from iaffinity_plugins.labels.seeds import write_seeds
 from iaffinity_plugins.registry import DATASETS, MODELS
 
 
-def build_infer_dataset(cfg: Config):
+def infer_dataset_cfg(cfg: Config) -> dict:
     """The data set to label: ``infer_dataloader`` or ``train_dataloader``'s,
     with the config's ``infer_pipeline`` (images only, no augmentation)."""
     loader_key = ('infer_dataloader'
@@ -42,7 +46,15 @@ def build_infer_dataset(cfg: Config):
     dataset_cfg = copy.deepcopy(cfg[loader_key]['dataset'])
     if 'infer_pipeline' in cfg:
         innermost_dataset(dataset_cfg)['pipeline'] = cfg.infer_pipeline
-    return DATASETS.build(dataset_cfg)
+    return dataset_cfg
+
+
+def seed_options(cfg: Config, checkpoint: str, dataset_cfg: dict) -> dict:
+    """What determines the seeds (``DIR/options.json``): the classifier and
+    its weights, the seed rule, the CAM options and the data set."""
+    return dict(checkpoint=osp.abspath(checkpoint), model=cfg.model,
+                seed_cfg=cfg.seed_cfg, cam_cfg=cfg.get('cam_cfg', {}),
+                dataset=dataset_cfg)
 
 
 @process_group_scope()
@@ -71,9 +83,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     model = MODELS.build(cfg.model)
     load_checkpoint_strict(model, args.checkpoint)
     model.to(args.device)
+    dataset_cfg = infer_dataset_cfg(cfg)
+    dataset = DATASETS.build(dataset_cfg)
+    record_options(args.out, seed_options(cfg, args.checkpoint, dataset_cfg))
     summary = summed_over_ranks(write_seeds(
-        model, build_infer_dataset(cfg), args.out, dict(cfg.seed_cfg),
-        cam_dir=args.cam_dir, **dict(cfg.get('cam_cfg', {}))))
+        model, dataset, args.out, dict(cfg.seed_cfg), cam_dir=args.cam_dir,
+        **dict(cfg.get('cam_cfg', {}))))
     if is_main_process():
         print(f"seeds: {summary['written']} written, {summary['skipped']} "
               f"already there, {summary['empty_tags']} without tags "

@@ -18,6 +18,13 @@ CONFIG is either a region-classifier config (those keys at top level, plus
 ``superpixels`` and ``mining`` as in ``configs/_base_/models/
 region_classifier.py``) or an EM config, whose ``train_cfg.confidence``,
 ``train_cfg.superpixels`` and ``train_cfg.mining`` are used.
+
+Images already mined are skipped, so an interrupted run resumes;
+``--out``'s ``options.json`` records what determines the labels (the input
+folder, data set, superpixels, mode, ratio, threshold, kept objects and the
+region classifier: its checkpoint, model and, when trained here, training
+config), and an ``--out`` of other options is refused before anything
+trains.
 """
 import argparse
 import copy
@@ -32,10 +39,12 @@ from iaffinity_plugins.cli import (add_launcher_args, init_launcher,
                                    load_config, process_group_scope,
                                    summed_over_ranks)
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
-from iaffinity_plugins.engine.stage_runner import (innermost_dataset,
+from iaffinity_plugins.engine.stage_runner import (FINAL_WEIGHTS,
+                                                   innermost_dataset,
                                                    set_transform_options,
                                                    stage_pipeline,
                                                    train_stage)
+from iaffinity_plugins.labels.label_writer import record_options
 from iaffinity_plugins.labels.mining import (CLASSIFIER_MODES, MINING_MODES,
                                              check_mining_mode, mine_labels)
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
@@ -78,6 +87,18 @@ def with_superpixels(stage_cfg: dict, cache_dir: str, superpixels: dict
     return stage_cfg
 
 
+def mine_dataset_cfg(cfg, stage_cfg: dict) -> dict:
+    """The images to mine, through the config's ``infer_pipeline`` (default
+    :data:`DEFAULT_MINE_PIPELINE`), without labels: the stage's own
+    dataloader's, or (EM configs) the run's training images."""
+    dataloader = stage_cfg.get('train_dataloader', cfg.get('train_dataloader'))
+    dataset_cfg = copy.deepcopy(innermost_dataset(dataloader['dataset']))
+    dataset_cfg.update(pipeline=cfg.get('infer_pipeline',
+                                        DEFAULT_MINE_PIPELINE),
+                       label_dir=None)
+    return dataset_cfg
+
+
 @process_group_scope()
 def main(argv: Optional[List[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,27 +124,33 @@ def main(argv: Optional[List[str]] = None) -> dict:
     stage_cfg, superpixels, mining = mining_settings(cfg)
     mode = args.mode or mining.get('mode', 'relabel')
     check_mining_mode(mode, 'mining.mode')
+    ratio, threshold = mining.get('ratio', 0.8), mining.get('threshold', 0.7)
     cache_dir = osp.join(cfg.work_dir, 'superpixels')
-    checkpoint = args.checkpoint
-    if mode in CLASSIFIER_MODES and checkpoint is None:
-        checkpoint = train_stage(
-            with_superpixels(stage_cfg, cache_dir, superpixels), cfg,
-            osp.join(cfg.work_dir, 'confidence'), 'confidence', args.labels)
+    confidence_dir = osp.join(cfg.work_dir, 'confidence')
+    checkpoint = args.checkpoint or osp.join(confidence_dir, FINAL_WEIGHTS)
+    training = None
+    if mode in CLASSIFIER_MODES and args.checkpoint is None:
+        training = with_superpixels(stage_cfg, cache_dir, superpixels)
+    dataset_cfg = mine_dataset_cfg(cfg, stage_cfg)
+    classifier = dict(model=stage_cfg['model'],
+                      checkpoint=osp.abspath(checkpoint), training=training)
+    record_options(args.out, dict(
+        labels=osp.abspath(args.labels), dataset=dataset_cfg,
+        superpixels=superpixels, mode=mode, ratio=ratio, threshold=threshold,
+        keep_objects_from=(osp.abspath(args.keep_objects_from)
+                           if args.keep_objects_from else None),
+        classifier=classifier if mode in CLASSIFIER_MODES else None))
+    if training is not None:
+        train_stage(training, cfg, confidence_dir, 'confidence', args.labels)
     model = None
     if mode in CLASSIFIER_MODES:
         model = MODELS.build(stage_cfg['model'])
         load_checkpoint_strict(model, checkpoint)
-    # The stage's own dataloader, or (EM configs) the run's training images.
-    dataloader = stage_cfg.get('train_dataloader', cfg.get('train_dataloader'))
-    dataset_cfg = copy.deepcopy(innermost_dataset(dataloader['dataset']))
-    dataset_cfg.update(pipeline=cfg.get('infer_pipeline',
-                                        DEFAULT_MINE_PIPELINE),
-                       label_dir=None)
     summary = summed_over_ranks(mine_labels(
         model, DATASETS.build(dataset_cfg), args.labels, args.out,
-        SuperpixelCache(cache_dir, **superpixels),
-        ratio=mining.get('ratio', 0.8), threshold=mining.get('threshold', 0.7),
-        mode=mode, keep_objects_from=args.keep_objects_from))
+        SuperpixelCache(cache_dir, **superpixels), ratio=ratio,
+        threshold=threshold, mode=mode,
+        keep_objects_from=args.keep_objects_from))
     if is_main_process():
         print(f"mined {summary['images']} images ({summary['skipped']} "
               f"already there): {summary['regions_kept']} of "

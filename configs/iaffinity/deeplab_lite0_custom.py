@@ -162,5 +162,5 @@ train_cfg = dict(
     # margins to the background and mining keeps a subset of its objects:
     # on the photo demo f_2 trained on Y_1 falls 2.6 below f_1, on Y_1 with
     # Y_0's objects kept 0.4 (docs/benchmarks.md).
-    mining=dict(mode='confirm', ratio=0.8, threshold=0.7, keep_objects=True),
+    mining=dict(keep_objects=True),
     final_unary=schedule(800, 5e-4))

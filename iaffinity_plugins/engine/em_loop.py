@@ -42,10 +42,10 @@ import copy
 import os
 import os.path as osp
 from functools import cached_property
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
-from mmengine.dist import barrier, is_main_process
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
@@ -82,6 +82,29 @@ def set_aside_stale_folder(folder: str) -> Optional[str]:
         dest = f'{folder}.stale{number}'
     os.replace(folder, dest)
     return dest
+
+
+def on_main_process(stage: str, work: Callable[[], None]) -> None:
+    """Run ``work()`` on rank 0 while the other ranks wait for it.
+
+    In place of a barrier after rank-0-only work: rank 0 sends every rank
+    whether ``work`` raised, so that its error stops them too (a
+    RuntimeError naming ``stage`` and the error) instead of leaving them
+    at a barrier that rank 0 never reaches. Rank 0 re-raises its own
+    error. Without a process group this is ``work()``.
+    """
+    failure: List[Optional[str]] = [None]
+    if is_main_process():
+        try:
+            work()
+        except Exception as error:
+            failure[0] = f'{type(error).__name__}: {error}'
+            broadcast_object_list(failure)
+            raise
+    broadcast_object_list(failure)
+    if failure[0] is not None:
+        raise RuntimeError(f'stage {stage!r} failed on rank 0 '
+                           f'({failure[0]}), so this rank stops too')
 
 
 def seeds_dir(work_dir: str) -> str:
@@ -418,7 +441,8 @@ class IterativeAffinityLoop(BaseLoop):
                 resumes), so a stage that starts afresh (no record, or one of
                 another config: its manifest entry deleted after a config
                 change) first sets aside what an earlier config left there
-                (:func:`set_aside_stale_folder`).
+                (:func:`set_aside_stale_folder`, on rank 0; should that
+                fail, :func:`on_main_process` stops the other ranks too).
 
         Returns:
             dict: The stage's outputs (from the manifest when skipped).
@@ -433,15 +457,8 @@ class IterativeAffinityLoop(BaseLoop):
             outputs = self.manifest.record(name)['outputs']
         else:
             announce(self.runner.logger, f'[iaffinity] {name}: {what}')
-            if out_dir is not None and is_main_process() and \
-                    not self.manifest.started_with(name, stage_hash,
-                                                   legacy_hash):
-                stale = set_aside_stale_folder(out_dir)
-                if stale is not None:
-                    self.runner.logger.warning(
-                        f'[iaffinity] {name}: {out_dir} holds labels of '
-                        f'another config, moved to {stale}')
-            barrier()
+            on_main_process(name, lambda: self._set_aside_stale_outputs(
+                name, out_dir, stage_hash, legacy_hash))
             self.manifest.mark_running(name, stage_hash)
             outputs = work() or {}
             # Every rank must have finished writing before rank 0 marks the
@@ -451,6 +468,20 @@ class IterativeAffinityLoop(BaseLoop):
         self._iter += 1
         self.runner.call_hook('after_em_stage', stage=name, outputs=outputs)
         return outputs
+
+    def _set_aside_stale_outputs(self, name: str, out_dir: Optional[str],
+                                 stage_hash: str, legacy_hash: str) -> None:
+        """Set aside (:func:`set_aside_stale_folder`, logged) what an
+        earlier config left in ``out_dir`` when stage ``name`` starts
+        afresh (the manifest has no record of it with this config)."""
+        if out_dir is None or self.manifest.started_with(name, stage_hash,
+                                                         legacy_hash):
+            return
+        stale = set_aside_stale_folder(out_dir)
+        if stale is not None:
+            self.runner.logger.warning(
+                f'[iaffinity] {name}: {out_dir} holds labels of another '
+                f'config, moved to {stale}')
 
     def _train_stage(self, stage_cfg: dict, work_dir: str, name: str,
                      label_dir: Optional[str]) -> str:

@@ -4,13 +4,23 @@ Images are sharded across distributed ranks (rank r takes every world-size-th
 image), so each label file is written by exactly one process; images whose
 output already exists are skipped, which makes every writer resumable (all
 outputs are written atomically, so an existing file is complete).
+
+Skipping is only right for files made with the same options: the tools that
+write a label folder record its options in ``options.json``
+(:func:`record_options`) and refuse a folder made with other ones.
 """
+import json
 import os.path as osp
-from typing import Iterator, List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 from mmengine.dist import get_dist_info
 
 from ..progress import progress
+from .label_io import atomic_write_bytes
+
+OPTIONS_FILE = 'options.json'
+# Stands for a key that one of two option records lacks.
+_MISSING = '(not set)'
 
 
 def pending_images(dataset, out_dir: str,
@@ -62,3 +72,50 @@ def images_to_write(dataset, out_dir: str, show_progress: bool = True,
     """``load_images`` over this rank's images not yet in ``out_dir``."""
     pending, _ = pending_images(dataset, out_dir)
     return load_images(dataset, pending, show_progress, desc)
+
+
+def differing_options(old: Any, new: Any,
+                      prefix: str = '') -> List[Tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` of every leaf in which two
+    option records (JSON trees) differ; a key only one of them has is
+    given the value :data:`_MISSING` in the other."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [(prefix, old, new)]
+    return [difference for key in sorted(set(old) | set(new))
+            for difference in differing_options(
+                old.get(key, _MISSING), new.get(key, _MISSING),
+                f'{prefix}.{key}' if prefix else key)]
+
+
+def record_options(out_dir: str, options: dict) -> None:
+    """Record the options that determine the labels of ``out_dir`` in its
+    ``options.json``, or check them against those already recorded.
+
+    Call it before writing: a writer skips the images already in its
+    folder, so a folder of other options would end up mixing two sets of
+    labels. Every rank checks; rank 0 writes (atomically).
+
+    Args:
+        out_dir (str): The label folder (created when missing).
+        options (dict): JSON-serialisable options (tuples are stored as
+            lists, other objects as their ``str``).
+
+    Raises:
+        ValueError: ``out_dir`` holds an ``options.json`` of other options
+            (naming the folder and each differing key).
+    """
+    text = json.dumps(options, indent=2, sort_keys=True, default=str)
+    path = osp.join(out_dir, OPTIONS_FILE)
+    if osp.isfile(path):
+        with open(path) as file:
+            stored = json.load(file)
+        differences = differing_options(stored, json.loads(text))
+        if differences:
+            changes = '; '.join(f'{key}: {old!r} -> {new!r}'
+                                for key, old, new in differences)
+            raise ValueError(
+                f'{out_dir} holds labels made with other options '
+                f'({changes}; recorded in {path}). Use another --out, or '
+                'move the folder away to write it afresh.')
+    elif get_dist_info()[0] == 0:
+        atomic_write_bytes(path, text.encode())

@@ -19,6 +19,7 @@ from mmengine.config import Config
 
 from iaffinity_plugins.cli import config_dicts, replace_data_root
 from iaffinity_plugins.datasets.photo_demo import make_photo_demo
+from iaffinity_plugins.engine import em_loop
 from iaffinity_plugins.engine.em_loop import IterativeAffinityLoop
 from iaffinity_plugins.engine.manifest import (VERSION, Manifest,
                                                OutdatedManifest,
@@ -244,6 +245,15 @@ def _loop(work_dir, **kwargs) -> IterativeAffinityLoop:
                                  dataloader=[], **kwargs)
 
 
+def _stage_loop(work_dir) -> IterativeAffinityLoop:
+    """:func:`_loop` whose runner stand-in can run stages (a logger, no
+    hooks)."""
+    loop = _loop(work_dir)
+    loop.runner.logger = logging.getLogger('test_em_loop')
+    loop.runner.call_hook = lambda *args, **kwargs: None
+    return loop
+
+
 def test_a_label_stage_started_afresh_sets_aside_an_earlier_configs_files(
         tmp_path):
     """A label writer skips the images already in its folder (a killed
@@ -251,11 +261,8 @@ def test_a_label_stage_started_afresh_sets_aside_an_earlier_configs_files(
     deleted, as StageConfigChanged says) they are another config's and are
     moved to <folder>.stale, not reused."""
     def run_stage(stage_cfg, work):
-        loop = _loop(tmp_path)
-        loop.runner.logger = logging.getLogger('test_em_loop')
-        loop.runner.call_hook = lambda *args, **kwargs: None
-        loop._run_stage('step_0/mine', stage_cfg, work, 'mine',
-                        out_dir=str(folder))
+        _stage_loop(tmp_path)._run_stage('step_0/mine', stage_cfg, work,
+                                         'mine', out_dir=str(folder))
 
     def write(name, fail=False):
         folder.mkdir(parents=True, exist_ok=True)
@@ -286,6 +293,49 @@ def test_a_label_stage_started_afresh_sets_aside_an_earlier_configs_files(
     assert os.listdir(folder) == ['e.png']
     assert os.listdir(f'{folder}.stale1') == ['c.png']  # deleted record
     assert os.listdir(f'{folder}.stale2') == ['d.png']  # killed, other cfg
+
+
+def test_rank_0_failing_to_set_aside_stops_the_other_ranks(tmp_path,
+                                                          monkeypatch):
+    """Rank 0 sends whether setting a stage's folder aside failed: then it
+    raises its error, and the other ranks (which would otherwise wait at a
+    barrier forever) raise one naming the stage, before the stage runs."""
+    def fail(folder):
+        raise PermissionError(f'cannot move {folder}')
+
+    sent = []
+    monkeypatch.setattr(em_loop, 'set_aside_stale_folder', fail)
+    monkeypatch.setattr(em_loop, 'broadcast_object_list',
+                        lambda data: sent.append(list(data)))
+    folder = str(tmp_path / 'step_0' / 'labels')
+    work = []
+    with pytest.raises(PermissionError, match='cannot move'):
+        _stage_loop(tmp_path)._run_stage('step_0/mine', {}, work.append,
+                                         'mine', out_dir=folder)
+    assert sent == [[f'PermissionError: cannot move {folder}']]
+
+    def receive(data):  # rank 1 gets rank 0's report
+        data[:] = sent[0]
+
+    monkeypatch.setattr(em_loop, 'is_main_process', lambda: False)
+    monkeypatch.setattr(em_loop, 'broadcast_object_list', receive)
+    loop = _stage_loop(tmp_path)
+    with pytest.raises(RuntimeError, match=r"stage 'step_0/mine' failed on "
+                       r'rank 0 \(PermissionError: cannot move'):
+        loop._run_stage('step_0/mine', {}, work.append, 'mine',
+                        out_dir=folder)
+    assert work == [] and 'step_0/mine' not in loop.manifest.stages
+
+
+def test_on_main_process_without_failure_runs_work_on_rank_0_only(
+        monkeypatch):
+    sent, work = [], []
+    monkeypatch.setattr(em_loop, 'broadcast_object_list',
+                        lambda data: sent.append(list(data)))
+    em_loop.on_main_process('step_0/mine', lambda: work.append('rank 0'))
+    monkeypatch.setattr(em_loop, 'is_main_process', lambda: False)
+    em_loop.on_main_process('step_0/mine', lambda: work.append('rank 1'))
+    assert work == ['rank 0'] and sent == [[None], [None]]
 
 
 def test_a_running_record_of_an_older_manifest_is_resumed_by_its_hash(
