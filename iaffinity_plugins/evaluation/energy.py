@@ -24,9 +24,10 @@ negative.
 Shape shorthand: N batch, K classes (background included), H x W image.
 """
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
 import torch
+from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from ..labels.label_io import read_label
@@ -64,7 +65,9 @@ def one_hot_labels(labels: Tensor, num_classes: int) -> Tensor:
 
 @torch.no_grad()
 def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
-                       num_classes: int) -> Tensor:
+                       num_classes: int,
+                       data_samples: Optional[List[SegDataSample]] = None
+                       ) -> Tensor:
     """Per-image energy J = <a, a - G' a> / (number of labelled pixels).
 
     ``a`` is the one-hot label map (unknown pixels = zero vector); G' is G
@@ -75,12 +78,16 @@ def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
     label coverage comparable; an image without labelled pixels gets J = 0.
 
     Args:
-        refiner: a model with ``apply_affinity(inputs, a) -> (N, K, H, W)``,
-            e.g. a :class:`~iaffinity_plugins.models.segmentors.SPNRefiner`
-            or :class:`~iaffinity_plugins.models.segmentors.AffinityRefiner`.
+        refiner: a model with ``apply_affinity(inputs, a, data_samples)
+            -> (N, K, H, W)``, e.g. a
+            :class:`~iaffinity_plugins.models.segmentors.SPNRefiner` or
+            :class:`~iaffinity_plugins.models.segmentors.AffinityRefiner`.
         inputs (Tensor): (N, 3, H, W) normalised images.
         labels (Tensor): (N, H, W) integer labels, 255 = unknown.
         num_classes (int): K.
+        data_samples (list[SegDataSample], optional): the images' samples
+            (tags), for a G that depends on the unary probabilities (an
+            ``SPNHead`` with ``confidence_gates``).
 
     Returns:
         Tensor: (N,) float32 energies.
@@ -90,10 +97,10 @@ def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
         raise ValueError(f'labels {tuple(labels.shape)} and inputs '
                          f'{tuple(inputs.shape)} differ in size')
     known = a.sum(1, keepdim=True).expand_as(a).contiguous()
-    propagated = refiner.apply_affinity(inputs, a)
+    propagated = refiner.apply_affinity(inputs, a, data_samples)
     # Where a labelled pixel reaches no labelled mass at all (G m ~ 0), G'
     # is undefined; such a pixel keeps its own label (no energy).
-    reach = refiner.apply_affinity(inputs, known)
+    reach = refiner.apply_affinity(inputs, known, data_samples)
     defined = reach.abs() > REACH_EPS
     normalised = torch.where(defined, propagated / torch.where(
         defined, reach, torch.ones_like(reach)), a)
@@ -131,5 +138,6 @@ def mean_energy(refiner, dataset, label_dir: str,
         labels = torch.from_numpy(
             read_label(osp.join(label_dir, f'{img_id}.png'))).long()
         energies.append(propagation_energy(
-            refiner, batch['inputs'], labels[None], num_classes))
+            refiner, batch['inputs'], labels[None], num_classes,
+            batch['data_samples']))
     return float(torch.cat(energies).mean()) if energies else None

@@ -20,7 +20,7 @@ class FixedGates(torch.nn.Module):
         torch.nn.init.zeros_(self.head.conv_gates.weight)
         torch.nn.init.constant_(self.head.conv_gates.bias, gate_value)
 
-    def apply_affinity(self, inputs, a):
+    def apply_affinity(self, inputs, a, data_samples=None):
         return self.head.apply_affinity(a, self.head.gates(inputs))
 
 
@@ -31,7 +31,8 @@ class RightNeighbourMix:
     def __init__(self, weight):
         self.weight = weight
 
-    def apply_affinity(self, inputs, a):
+    def apply_affinity(self, inputs, a, data_samples=None):
+        self.seen_samples = data_samples
         right = torch.nn.functional.pad(a[..., 1:], (0, 1))
         return (1 - self.weight) * a + self.weight * right
 
@@ -125,10 +126,12 @@ def test_mean_energy_of_a_folder_over_the_first_images_by_id(tmp_path):
     write_label(str(tmp_path / 'x.png'), np.array([[0, 1]], np.uint8))
     write_label(str(tmp_path / 'y.png'), np.array([[1, 1]], np.uint8))
     mix = RightNeighbourMix(0.4)
+    # the images' samples reach apply_affinity (a G that depends on alpha_u)
     mix.data_preprocessor = lambda data, training: dict(
-        inputs=torch.stack(data['inputs']))
+        inputs=torch.stack(data['inputs']), data_samples=['sample'])
     images = OneRowImages(['y', 'x'])
     # x (J = 0.4 / 2, as hand-computed above) comes first by id.
     assert mean_energy(mix, images, str(tmp_path), 1) == pytest.approx(0.2)
+    assert mix.seen_samples == ['sample']
     assert mean_energy(mix, images, str(tmp_path), 5) == pytest.approx(0.1)
     assert mean_energy(mix, images, str(tmp_path), 0) is None

@@ -9,7 +9,10 @@ The affinity G of this head, at the propagation resolution, is the
 4-direction SPN scan (:func:`spn_propagate`). It is lifted to the input
 resolution as a residual, ``G a = a + up(prop(down(a)) - down(a))``, so zero
 gates give exactly the identity at any stride. ``apply_affinity`` applies G
-to any class map (the E-step operator and the one of the energy J).
+to any class map (the E-step operator and the one of the energy J). With
+``confidence_gates`` (NLSPN's ``conf_prop``) G also depends on alpha_u: each
+gate is weighted by the unary confidence of the neighbour it reads
+(:meth:`SPNHead.gate_confidence`), the same in both methods.
 
 ``forward`` has two designs, chosen by ``propagation_channels``/``output``:
 
@@ -202,6 +205,14 @@ class SPNHead(BaseModule):
             may be negative, so G alpha_u may leave the simplex a little).
         norm_cfg (dict): guidance net norm layer.
         eps (float): floor of the probabilities before the log.
+        confidence_gates (bool): NLSPN's ``conf_prop``: weight each gate by
+            the confidence c = max_k down(alpha_u)_k (area-downsampled to
+            the propagation size) of the neighbour it reads, after the SPN
+            normalisation, so sum |g| <= 1 still holds (``confidence`` of
+            :func:`spn_propagate`): confident unary pixels propagate into
+            unconfident ones and not the reverse. :meth:`apply_affinity`
+            then needs ``unary_probs`` too. Default False: the gates as
+            predicted.
         init_cfg (dict, optional): mmengine init config, by default
             :data:`GATE_INIT`. A dict without ``type``, such as the
             ``dict(std=0.1)`` that ``--cfg-options ...head.init_cfg.std=0.1``
@@ -219,6 +230,7 @@ class SPNHead(BaseModule):
                  output: str = 'residual',
                  norm_cfg: dict = dict(type='BN'),
                  eps: float = 1e-6,
+                 confidence_gates: bool = False,
                  init_cfg: Optional[dict] = GATE_INIT):
         if isinstance(init_cfg, dict) and 'type' not in init_cfg:
             init_cfg = {**GATE_INIT, **init_cfg}
@@ -238,6 +250,7 @@ class SPNHead(BaseModule):
         self.merge = merge
         self.output = output
         self.eps = eps
+        self.confidence_gates = confidence_gates
         self.guidance, guidance_channels = build_guidance(
             channels, encoder, propagation_stride, norm_cfg)
         self.conv_gates = nn.Conv2d(guidance_channels,
@@ -263,10 +276,35 @@ class SPNHead(BaseModule):
                                   align_corners=False)
         return gates
 
-    def _propagation_change(self, x: Tensor, gates: Tensor) -> Tensor:
-        """prop(down(x)) - down(x) at (h, w); x (N, C, H, W)."""
+    def gate_confidence(self, unary_probs: Optional[Tensor],
+                        size: Sequence[int]) -> Optional[Tensor]:
+        """The confidence weighting the gates, None without
+        ``confidence_gates``.
+
+        Args:
+            unary_probs (Tensor, optional): (N, K, H, W) alpha_u; needed
+                with ``confidence_gates``.
+            size (Sequence[int]): the propagation size (h, w).
+
+        Returns:
+            Tensor or None: (N, 1, h, w), the max class probability of the
+            area-downsampled alpha_u.
+        """
+        if not self.confidence_gates:
+            return None
+        if unary_probs is None:
+            raise ValueError('SPNHead: confidence_gates=True weights the '
+                             'gates by the unary confidence: give '
+                             'unary_probs')
+        low = F.interpolate(unary_probs, size=tuple(size), mode='area')
+        return low.amax(1, keepdim=True)
+
+    def _propagation_change(self, x: Tensor, gates: Tensor,
+                            confidence: Optional[Tensor]) -> Tensor:
+        """prop(down(x)) - down(x) at (h, w); x (N, C, H, W), confidence
+        (N, 1, h, w) or None (:meth:`gate_confidence`)."""
         low = F.interpolate(x, size=gates.shape[2:], mode='area')
-        return spn_propagate(low, gates, self.merge) - low
+        return spn_propagate(low, gates, self.merge, confidence) - low
 
     def _lift(self, change: Tensor, size: Sequence[int]) -> Tensor:
         """Upsample a (N, C, h, w) change to (N, C, H, W)."""
@@ -292,14 +330,15 @@ class SPNHead(BaseModule):
                 f'(N, {self.num_classes}, H, W) for image '
                 f'{tuple(image.shape)}')
         gates = self.gates(image)
+        confidence = self.gate_confidence(unary_probs, gates.shape[2:])
         if self.conv_in is None:
             # G alpha_u itself: a (K, H, W) map through the affinity only
-            change = self._propagation_change(unary_probs, gates)
+            change = self._propagation_change(unary_probs, gates, confidence)
         else:
             # conv_in/conv_out are 1x1 and linear, so they commute with the
             # area down- and bilinear up-sampling of the lifted G.
-            change = self.conv_out(
-                self._propagation_change(self.conv_in(unary_probs), gates))
+            change = self.conv_out(self._propagation_change(
+                self.conv_in(unary_probs), gates, confidence))
         change = self._lift(change, image.shape[2:])
         if self.output == 'residual':
             # Residual on the unary log-probabilities: an untrained head
@@ -312,8 +351,16 @@ class SPNHead(BaseModule):
             logits = (refined / refined.sum(1, keepdim=True)).log()
         return logits, gates
 
-    def apply_affinity(self, a: Tensor, gates: Tensor) -> Tensor:
+    def apply_affinity(self, a: Tensor, gates: Tensor,
+                       unary_probs: Optional[Tensor] = None) -> Tensor:
         """G a for a class map a (N, K', H, W) and raw gates of this head.
+
+        Args:
+            a (Tensor): (N, K', H, W) any class map.
+            gates (Tensor): (N, 12 * G, h, w) raw gates (:meth:`gates`).
+            unary_probs (Tensor, optional): (N, K, H, W) the alpha_u that
+                :meth:`forward` refines with these gates; needed (only) with
+                ``confidence_gates``, whose gate weights it gives.
 
         Returns:
             Tensor: (N, K', H, W), ``a + up(prop(down(a)) - down(a))``. With
@@ -324,6 +371,8 @@ class SPNHead(BaseModule):
             G = 1).
         """
         n, _, height, width = gates.shape
+        confidence = self.gate_confidence(unary_probs, gates.shape[2:])
         if not (self.conv_in is None and a.shape[1] == self.num_classes):
             gates = gates.view(n, NUM_GATE_MAPS, -1, height, width).mean(2)
-        return a + self._lift(self._propagation_change(a, gates), a.shape[2:])
+        change = self._propagation_change(a, gates, confidence)
+        return a + self._lift(change, a.shape[2:])

@@ -27,11 +27,14 @@ inputs and the output are saved.
 
 Each gate links a pixel to one neighbour (:data:`GATE_OFFSETS`);
 :func:`gate_affinity` reads the gates as pair affinities in [0, 1], for
-PSA's affinity loss on them.
+PSA's affinity loss on them, and :func:`neighbour_confidence` reads a
+per-pixel confidence at those neighbours, for NLSPN's confidence-weighted
+propagation (``spn_propagate(..., confidence=c)``).
 """
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 DIRECTIONS = ('left_to_right', 'right_to_left', 'top_to_bottom',
@@ -208,6 +211,28 @@ def gate_affinity(gates: Tensor) -> Tensor:
     return per_group.reshape(-1, NUM_GATE_MAPS, height, width).clamp(0, 1)
 
 
+def neighbour_confidence(confidence: Tensor) -> Tensor:
+    """The confidence of the neighbour that each gate reads.
+
+    Args:
+        confidence (Tensor): (N, 1, H, W) per-pixel confidence in [0, 1].
+
+    Returns:
+        Tensor: (N, 12, H, W); channel ``d * 3 + k`` at (i, j) is the
+        confidence at ``(i, j) + GATE_OFFSETS[d * 3 + k]``, and 1 where
+        that neighbour lies outside the image: the gate of a missing
+        neighbour is left as the scan uses it (h = 0 there, the gate only
+        enters the (1 - sum g) x term), so all-ones confidence changes
+        nothing, at the border neither.
+    """
+    height, width = confidence.shape[2:]
+    padded = F.pad(confidence, (1, 1, 1, 1), value=1.0)
+    return torch.cat([
+        padded[:, :, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+        for dy, dx in GATE_OFFSETS
+    ], 1)
+
+
 def _scan_batched(x: Tensor, gates: Tensor,
                   directions: Iterable[str]) -> List[Tensor]:
     """Run several directions of the same scan shape as one batched scan.
@@ -264,7 +289,8 @@ def spn_scan(x: Tensor,
     return _scan_batched(x, gates, [direction])[0]
 
 
-def spn_propagate(x: Tensor, gates: Tensor, merge: str = 'max') -> Tensor:
+def spn_propagate(x: Tensor, gates: Tensor, merge: str = 'max',
+                  confidence: Optional[Tensor] = None) -> Tensor:
     """Four-direction spatial propagation with SPN gate normalisation.
 
     Args:
@@ -280,6 +306,16 @@ def spn_propagate(x: Tensor, gates: Tensor, merge: str = 'max') -> Tensor:
             x, and lets a wrong class be removed by the scans that bring
             the right one; it learns far better from imperfect labels,
             docs/benchmarks.md, and is what the configs use).
+        confidence (Tensor, optional): (N, 1, H, W) in [0, 1], NLSPN's
+            ``conf_prop``: each gate, *after* the normalisation, is
+            multiplied by the confidence of the neighbour it reads
+            (:func:`neighbour_confidence`), so confident pixels propagate
+            into unconfident ones and not the reverse. Weighting after the
+            normalisation keeps sum |g| <= 1 (c <= 1) and really scales each
+            link: an unconfident neighbour's share goes to the pixel's own
+            (1 - sum g) x term, whereas a normalisation after the weighting
+            would hand it back to the other neighbours whenever sum |g| > 1.
+            None: the normalised gates as they are.
 
     Returns:
         Tensor: (N, C, H, W) merged propagation.
@@ -292,6 +328,13 @@ def spn_propagate(x: Tensor, gates: Tensor, merge: str = 'max') -> Tensor:
     g = _normalize_neighbours(
         gates.view(n, len(DIRECTIONS), NUM_NEIGHBOURS, groups, height, width),
         2)
+    if confidence is not None:
+        if confidence.shape != (n, 1, height, width):
+            raise ValueError(
+                f'spn_propagate: confidence {tuple(confidence.shape)} must '
+                f'be (N, 1, H, W) = {(n, 1, height, width)}')
+        g = g * neighbour_confidence(confidence).view(
+            n, len(DIRECTIONS), NUM_NEIGHBOURS, 1, height, width)
     if height == width:  # all four scans have the same (L, M) shape
         outputs = _scan_batched(x, g, DIRECTIONS)
     else:

@@ -77,12 +77,16 @@ class AffinityRefiner(FrozenUnaryRefiner):
         affinity = self.affinity(inputs)
         return self.head.refine(unary_probs, affinity), affinity
 
-    def apply_affinity(self, inputs: Tensor, a: Tensor) -> Tensor:
+    def apply_affinity(self, inputs: Tensor, a: Tensor,
+                       data_samples: Optional[List[SegDataSample]] = None
+                       ) -> Tensor:
         """One random-walk step, lifted: ``a + up(T down(a) - down(a))``.
 
         Args:
             inputs (Tensor): (N, 3, H, W) images.
             a (Tensor): (N, K', H, W) any class map (e.g. one-hot labels).
+            data_samples (list[SegDataSample], optional): unused: this G
+                does not depend on alpha_u (the refiners' interface).
 
         Returns:
             Tensor: (N, K', H, W); the G of the energy J = <a, a - G a>.

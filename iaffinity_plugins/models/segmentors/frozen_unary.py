@@ -10,8 +10,9 @@ define
 
 * ``refine(inputs, unary_probs) -> (refined logits (N, K, H, W), features)``
   (the E-step alpha_p),
-* ``apply_affinity(inputs, a) -> (N, K', H, W)`` (the affinity applied to any
-  class map, for the energy J = <a, a - G a>),
+* ``apply_affinity(inputs, a, data_samples=None) -> (N, K', H, W)`` (the
+  affinity applied to any class map, for the energy J = <a, a - G a>; the
+  samples for a G that depends on alpha_u),
 * ``loss`` and ``extract_feat``.
 
 The EM loop (``engine/em_loop.py``) fills in ``unary`` and
@@ -117,8 +118,11 @@ class FrozenUnaryRefiner(BaseSegmentor):
         """Refined logits (N, K, H, W) and the pairwise net's features."""
 
     @abstractmethod
-    def apply_affinity(self, inputs: Tensor, a: Tensor) -> Tensor:
-        """The learned affinity G applied to a class map a (N, K', H, W)."""
+    def apply_affinity(self, inputs: Tensor, a: Tensor,
+                       data_samples: Optional[List[SegDataSample]] = None
+                       ) -> Tensor:
+        """The learned affinity G applied to a class map a (N, K', H, W);
+        ``data_samples`` (the image tags) where G depends on alpha_u."""
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:

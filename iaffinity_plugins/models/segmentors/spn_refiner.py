@@ -91,7 +91,9 @@ class SPNRefiner(FrozenUnaryRefiner):
         """Refined logits (N, K, H, W) and raw gates (N, 12 G, h, w)."""
         return self.head(inputs, unary_probs)
 
-    def apply_affinity(self, inputs: Tensor, a: Tensor) -> Tensor:
+    def apply_affinity(self, inputs: Tensor, a: Tensor,
+                       data_samples: Optional[List[SegDataSample]] = None
+                       ) -> Tensor:
         """G a for any class map a (N, K', H, W) with the image's gates.
 
         G is the head's lifted SPN propagation (see
@@ -100,9 +102,23 @@ class SPNRefiner(FrozenUnaryRefiner):
         :meth:`refine` returns exactly ``log(G alpha_u)`` renormalised over
         classes, so the E-step, the refined labels and the energy J use one
         operator; with the projected head, :meth:`refine` applies G to
-        projected probabilities instead.
+        projected probabilities instead. With the head's
+        ``confidence_gates`` G also weighs the gates by alpha_u, recomputed
+        here from ``data_samples`` (the image tags) as the E-step does
+        (:meth:`loss` weighs them by the alpha_u it trains on, perturbed
+        where ``boundary_perturbation`` is set); without it they are not
+        needed.
         """
-        return self.head.apply_affinity(a, self.head.gates(inputs))
+        unary_probs = None
+        if self.head.confidence_gates:
+            if data_samples is None:
+                raise ValueError(
+                    'SPNRefiner.apply_affinity: the head weighs its gates '
+                    'by the unary confidence (confidence_gates=True): give '
+                    'data_samples to compute alpha_u')
+            unary_probs = self.unary_probs(inputs, data_samples)
+        return self.head.apply_affinity(a, self.head.gates(inputs),
+                                        unary_probs)
 
     def extract_feat(self, inputs: Tensor) -> Tensor:
         """Gates (N, 12 G, h, w): the features the pairwise net learns."""

@@ -247,3 +247,29 @@ def test_gate_init_std_starts_propagating_within_bounds():
         assert propagated.min() > -0.5 and propagated.max() < 1.5
         changes[std] = (refined - probs).abs().mean()
     assert changes[0.1] > 0.005 and changes[0.1] > 4 * changes[0.01]
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_confidence_gates_weigh_each_link_by_the_unary_confidence(stride):
+    head = make_pure_head(propagation_stride=stride, confidence_gates=True)
+    image, probs = torch.randn(2, 3, 11, 14), random_probs(2, 3, 11, 14)
+    gates = torch.randn_like(head.gates(image))
+    head.gates = lambda _: gates
+    logits, _ = head(image, probs)
+    # forward is G alpha_u with the same confidence-weighted G
+    refined = head.apply_affinity(probs, gates, probs).clamp_min(head.eps)
+    torch.testing.assert_close(logits.exp(),
+                               refined / refined.sum(1, keepdim=True))
+    # which is the op's weighting by max_k of the area-downsampled alpha_u
+    low = F.interpolate(probs, size=gates.shape[2:], mode='area')
+    change = spn_propagate(low, gates, head.merge,
+                           low.amax(1, keepdim=True)) - low
+    torch.testing.assert_close(
+        head.apply_affinity(probs, gates, probs),
+        probs + F.interpolate(change, size=(11, 14), mode='bilinear'))
+    # and differs from the unweighted head's
+    plain = make_pure_head(propagation_stride=stride)
+    assert (plain.apply_affinity(probs, gates) -
+            head.apply_affinity(probs, gates, probs)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match='unary_probs'):
+        head.apply_affinity(probs, gates)

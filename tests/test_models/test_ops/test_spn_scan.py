@@ -6,6 +6,7 @@ import iaffinity_plugins.compat  # noqa: F401
 from iaffinity_plugins.models.ops.spn_scan import (DIRECTIONS,
                                                    GATE_OFFSETS,
                                                    gate_affinity,
+                                                   neighbour_confidence,
                                                    normalize_gates,
                                                    spn_propagate, spn_scan)
 
@@ -255,3 +256,90 @@ def test_cuda_matches_cpu():
     for a, b in zip(gpu_grads, cpu_grads):
         torch.testing.assert_close(a.cpu(), b)
     assert torch.autograd.gradcheck(spn_propagate, [xc, gc])
+
+
+def test_neighbour_confidence_reads_each_gates_neighbour():
+    gen = torch.Generator().manual_seed(3)
+    confidence = torch.rand(2, 1, 4, 5, generator=gen)
+    read = neighbour_confidence(confidence)
+    assert read.shape == (2, 12, 4, 5)
+    for channel, (dy, dx) in enumerate(GATE_OFFSETS):
+        for i in range(4):
+            for j in range(5):
+                inside = 0 <= i + dy < 4 and 0 <= j + dx < 5
+                expected = (confidence[:, 0, i + dy, j + dx] if inside else
+                            torch.ones(2))
+                torch.testing.assert_close(read[:, channel, i, j], expected)
+
+
+def reference_confident_propagate(x, gates, confidence, merge):
+    """Normalised gates, each multiplied by its neighbour's confidence (a
+    neighbour outside the image keeps its gate), through the naive scan."""
+    n, _, height, width = x.shape
+    groups = gates.shape[1] // 12
+    g = gates.view(n, 4, 3, groups, height, width)
+    outs = []
+    for d, direction in enumerate(DIRECTIONS):
+        weighted = []
+        for k, gk in enumerate(normalize_gates(*g[:, d].unbind(1))):
+            dy, dx = GATE_OFFSETS[d * 3 + k]
+            weight = torch.ones(n, 1, height, width, dtype=x.dtype)
+            for i in range(height):
+                for j in range(width):
+                    if 0 <= i + dy < height and 0 <= j + dx < width:
+                        weight[:, 0, i, j] = confidence[:, 0, i + dy, j + dx]
+            weighted.append(gk * weight)
+        outs.append(naive_scan(x, *weighted, direction))
+    stacked = torch.stack(outs)
+    return stacked.amax(0) if merge == 'max' else stacked.mean(0)
+
+
+@pytest.mark.parametrize('merge', ['max', 'mean'])
+@pytest.mark.parametrize('size', [(3, 3), (3, 4)])
+def test_confidence_weighted_propagate_matches_reference(merge, size):
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 4, *size, generator=gen)
+    gates = torch.randn(2, 24, *size, generator=gen)
+    confidence = torch.rand(2, 1, *size, generator=gen)
+    torch.testing.assert_close(
+        spn_propagate(x, gates, merge, confidence),
+        reference_confident_propagate(x, gates, confidence, merge))
+    # full confidence everywhere is the unweighted propagation
+    torch.testing.assert_close(
+        spn_propagate(x, gates, merge, torch.ones(2, 1, *size)),
+        spn_propagate(x, gates, merge))
+
+
+def test_confidence_weighted_propagate_gradcheck():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 2, 3, 4, generator=gen, dtype=torch.float64)
+    gates = torch.randn(1, 12, 3, 4, generator=gen, dtype=torch.float64)
+    confidence = torch.rand(1, 1, 3, 4, generator=gen, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda *t: spn_propagate(*t[:2], 'mean', t[2]),
+        [x.requires_grad_(), gates.requires_grad_(),
+         confidence.requires_grad_()])
+
+
+def test_confidence_scales_each_link_by_the_neighbour_it_reads():
+    # One row, only the left-to-right scan linked (same-row gate 1 from
+    # column 1 on); the other three scans return x, merged by the mean.
+    x = torch.tensor([1.0, 0, 0, 0, 0]).view(1, 1, 1, 5)
+    gates = torch.zeros(1, 12, 1, 5)
+    gates[0, 1, 0, 1:] = 1.0
+    confidence = torch.tensor([1.0, 0.5, 0.5, 0.5, 0.5]).view(1, 1, 1, 5)
+    # plain: column 0 is copied along the row; weighted: column 1 reads the
+    # confident column 0 in full, each later link is halved and the
+    # pixel's own (zero) value takes the other half
+    plain = torch.tensor([1.0, 1, 1, 1, 1])
+    weighted = torch.tensor([1.0, 1, 0.5, 0.25, 0.125])
+    for conf, scanned in ((None, plain), (confidence, weighted)):
+        torch.testing.assert_close(
+            spn_propagate(x, gates, 'mean', conf).view(5),
+            (scanned + 3 * x.view(5)) / 4)
+
+
+def test_bad_confidence_shape_raises():
+    with pytest.raises(ValueError, match='confidence'):
+        spn_propagate(torch.zeros(1, 2, 3, 3), torch.zeros(1, 12, 3, 3),
+                      'mean', torch.ones(1, 2, 3, 3))

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import save_checkpoint
 from mmengine.structures import PixelData
@@ -347,3 +348,28 @@ def test_boundary_perturbation_feeds_the_training_input(monkeypatch):
         refiner.encode_decode(inputs, metas),
         refiner.refine(inputs, refiner.unary_probs(inputs, samples))[0])
     assert len(calls) == 1
+
+
+def test_confidence_gates_apply_affinity_needs_the_samples():
+    head = dict(PURE_HEAD, confidence_gates=True)
+    refiner = make_refiner(head=head).eval()
+    for p in refiner.head.conv_gates.parameters():
+        nn.init.normal_(p, std=0.5)
+    inputs, samples = torch.randn(2, 3, 12, 16), make_samples(2, (12, 16))
+    probs = refiner.unary_probs(inputs, samples)
+    logits, _ = refiner.refine(inputs, probs)
+    refined = refiner.apply_affinity(inputs, probs, samples).clamp_min(1e-6)
+    torch.testing.assert_close(logits.exp(),
+                               refined / refined.sum(1, keepdim=True))
+    # any other map (the energy's one-hot labels) is propagated with the
+    # gates weighted by alpha_u's confidence, not by its own
+    a = F.one_hot(torch.randint(0, K, (2, 12, 16)), K).permute(0, 3, 1, 2)
+    gates = refiner.head.gates(inputs)
+    torch.testing.assert_close(
+        refiner.apply_affinity(inputs, a.float(), samples),
+        refiner.head.apply_affinity(a.float(), gates, probs))
+    assert (refiner.apply_affinity(inputs, a.float(), samples) -
+            refiner.head.apply_affinity(a.float(), gates, a.float())
+            ).abs().max() > 1e-3
+    with pytest.raises(ValueError, match='data_samples'):
+        refiner.apply_affinity(inputs, probs)
