@@ -15,7 +15,7 @@ from PIL import Image
 from ..registry import HOOKS
 from .console import announce, format_duration
 from .report import (build_report, format_value, plot_errors,
-                     plot_label_grid, plot_miou, write_report)
+                     plot_label_grid, plot_miou, read_report, write_report)
 
 
 def _numbers(prefix: str, values: Dict) -> Dict[str, float]:
@@ -43,9 +43,38 @@ def best_labels(report: dict) -> Optional[Tuple[str, float]]:
     return max(measured, key=lambda item: item[1], default=None)
 
 
+def reference_summary(final_miou: Optional[float],
+                      full_reference: Optional[str]) -> str:
+    """The fully supervised reference beside the final val mIoU, '' without
+    one.
+
+    Args:
+        final_miou (float, optional): The run's final val mIoU.
+        full_reference (str, optional): The work dir (or ``report.json``)
+            of a fully supervised run of the same networks and data
+            (``ValReportHook``, e.g. ``ablations/fully_supervised_photo.py``).
+
+    Returns:
+        str: ``'; fully supervised 80.30 (weak/full 0.80)'``, or where the
+        reference has no report yet, the path and how to make it.
+    """
+    if full_reference is None:
+        return ''
+    try:
+        full_miou = read_report(full_reference)['final']['miou']
+    except (FileNotFoundError, ValueError) as error:
+        return f'; fully supervised reference: none yet ({error})'
+    if full_miou is None:
+        return (f'; fully supervised reference {full_reference}: no val '
+                'mIoU in its report')
+    ratio = ('' if final_miou is None or not full_miou else
+             f' (weak/full {final_miou / full_miou:.2f})')
+    return f'; fully supervised {full_miou:.2f}{ratio}'
+
+
 def run_summary(report: dict, seconds: float, report_file: str,
-                plots: Sequence[str], final_weights: Optional[str]
-                ) -> List[str]:
+                plots: Sequence[str], final_weights: Optional[str],
+                full_reference: Optional[str] = None) -> List[str]:
     """The closing console lines of an EM run.
 
     Args:
@@ -55,19 +84,24 @@ def run_summary(report: dict, seconds: float, report_file: str,
         plots (Sequence[str]): Paths of the figures written.
         final_weights (str, optional): The final unary net's weights
             (None when no final net was trained).
+        full_reference (str, optional): A fully supervised run's work dir,
+            whose val mIoU is given beside the final one
+            (:func:`reference_summary`).
 
     Returns:
-        list[str]: The final val mIoU and the time taken; the seeds' and
-        the best labels' mIoU (on the training images); where the report,
-        the plots and the final weights are.
+        list[str]: The final val mIoU (and the fully supervised one) and the
+        time taken; the seeds' and the best labels' mIoU (on the training
+        images); where the report, the plots and the final weights are.
     """
     best = best_labels(report)
     labels = f"seeds {format_value(report['seeds']['miou'], 1)}"
     if best is not None:
         labels += f' -> best {best[1]:.1f} ({best[0]})'
+    final_miou = report['final']['miou']
     return [
         f'EM run finished in {format_duration(seconds)}: final unary net, '
-        f"val mIoU {format_value(report['final']['miou'])}",
+        f'val mIoU {format_value(final_miou)}'
+        f'{reference_summary(final_miou, full_reference)}',
         f'labels, mIoU on the training images: {labels}',
         f'report: {report_file}',
         f"plots: {', '.join(plots) or '-'}",
@@ -98,13 +132,18 @@ class EMReportHook(Hook):
     Args:
         num_grid_images (int): Rows of the visual grid (the first training
             images by id).
+        full_reference (str, optional): The work dir of a fully supervised
+            run of the same networks and data; the summary gives its val
+            mIoU beside the final one, or says that it has not been run.
     """
 
     priority = 'LOW'
     FIGURES = ('report_miou', 'report_errors', 'report_grid')
 
-    def __init__(self, num_grid_images: int = 4) -> None:
+    def __init__(self, num_grid_images: int = 4,
+                 full_reference: Optional[str] = None) -> None:
         self.num_grid_images = num_grid_images
+        self.full_reference = full_reference
         self._start = time.monotonic()
 
     def before_run(self, runner) -> None:
@@ -135,7 +174,7 @@ class EMReportHook(Hook):
                  if osp.exists(path)]
         for line in run_summary(report, time.monotonic() - self._start,
                                 osp.join(runner.work_dir, 'report.md'),
-                                plots, weights):
+                                plots, weights, self.full_reference):
             announce(runner.logger, f'[iaffinity] {line}')
 
     def _write(self, runner, records: List[dict],

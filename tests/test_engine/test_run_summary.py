@@ -7,7 +7,7 @@ from mmengine.visualization import Visualizer
 
 from iaffinity_plugins.engine.console import format_duration, quiet_console
 from iaffinity_plugins.engine.manifest import Manifest
-from iaffinity_plugins.engine.report import build_report
+from iaffinity_plugins.engine.report import build_report, write_report
 from iaffinity_plugins.engine.report_hook import (EMReportHook, best_labels,
                                                   run_summary)
 
@@ -93,3 +93,23 @@ def test_the_run_ends_with_the_summary_and_existing_paths(tmp_path, capsys):
         if isinstance(handler, logging.FileHandler):
             handler.flush()
     assert 'EM run finished in' in (tmp_path / 'run.log').read_text()
+
+
+def test_run_summary_gives_the_fully_supervised_reference(tmp_path):
+    report = build_report(RECORDS, final={'mIoU': 44.5})
+    reference = tmp_path / 'fully_supervised'
+    lines = run_summary(report, 725, 'w/report.md', [], None,
+                        str(reference))
+    # not run yet: the summary says where it looked
+    assert 'fully supervised reference: none yet' in lines[0]
+    assert str(reference) in lines[0]
+    reference.mkdir()
+    write_report(build_report([], final={'mIoU': 80.0}), str(reference))
+    lines = run_summary(report, 725, 'w/report.md', [], None,
+                        str(reference))
+    assert lines[0] == ('EM run finished in 12 min 05 s: final unary net, '
+                        'val mIoU 44.50; fully supervised 80.00 '
+                        '(weak/full 0.56)')
+    # without a reference the line is as before
+    assert run_summary(report, 725, 'w/report.md', [], None)[0].endswith(
+        'val mIoU 44.50')
