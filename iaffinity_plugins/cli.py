@@ -3,6 +3,8 @@
 ``train`` is mmseg's ``tools/train.py`` with two additions for EM configs:
 ``--cfg-options data_root=PATH`` re-points every data set of the config
 (stages included), and ``--amp`` switches every stage's optimiser wrapper.
+``train`` and ``test`` wrap the model for DDP as the EM stages do
+(:func:`set_model_wrapper`), so that they also run with a launcher on CPU.
 
 The label-writing tools (``tools/make_seeds.py``, ``tools/mine_labels.py``)
 share the ``--launcher`` set-up here (:func:`add_launcher_args`,
@@ -195,6 +197,19 @@ def summed_over_ranks(summary: Dict[str, Any]) -> Dict[str, Any]:
     return merged
 
 
+def set_model_wrapper(cfg: Config) -> None:
+    """Give ``cfg`` the stages' DDP wrapper unless it names its own.
+
+    mmengine's default passes the local rank as ``device_ids``, which DDP
+    refuses for a CPU model: a ``--launcher`` run of ``train`` or ``test``
+    on CPU would fail building its runner (see
+    :func:`~iaffinity_plugins.engine.stage_runner.model_wrapper_cfg`).
+    """
+    if 'model_wrapper_cfg' not in cfg:
+        from .engine.stage_runner import model_wrapper_cfg
+        cfg.model_wrapper_cfg = model_wrapper_cfg()
+
+
 def _parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('config', help='config file path')
@@ -232,9 +247,7 @@ def train(argv: Optional[List[str]] = None) -> None:
                       args.launcher)
     if args.amp:
         enable_amp(cfg._cfg_dict)
-    if 'model_wrapper_cfg' not in cfg:
-        from .engine.stage_runner import model_wrapper_cfg
-        cfg.model_wrapper_cfg = model_wrapper_cfg()
+    set_model_wrapper(cfg)
     cfg.resume = args.resume
     runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
               else Runner.from_cfg(cfg))
@@ -258,6 +271,7 @@ def test(argv: Optional[List[str]] = None) -> None:
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
     cfg.load_from = args.checkpoint
+    set_model_wrapper(cfg)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

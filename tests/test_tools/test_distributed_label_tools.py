@@ -3,9 +3,11 @@ on 2 gloo processes (torchrun): every label written once, and the same
 labels as one process writes."""
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -18,21 +20,41 @@ REPO = Path(__file__).resolve().parents[2]
 NUM_IMAGES = 5  # odd: the two ranks get 3 and 2 images
 
 
-def torchrun(nproc: int, tool: str, *args: str) -> str:
-    """Run ``tools/<tool>`` on ``nproc`` gloo processes; its output.
+def run_on_processes(nproc: int, tool: str, *args: str,
+                     timeout: float = 600,
+                     env: Optional[Dict[str, str]] = None) -> Tuple[int, str]:
+    """Run ``tools/<tool>`` on ``nproc`` gloo processes (torchrun,
+    ``--launcher pytorch``); its exit status and output.
 
     Each process has one thread (torchrun's OMP_NUM_THREADS=1, set here
-    explicitly so the numbers match a 1-thread in-process run).
+    explicitly so the numbers match a 1-thread in-process run). ``env`` is
+    added to this process's environment. The run has its own session:
+    should it outlive ``timeout`` seconds, torchrun and its workers are
+    killed and the test fails with the output so far.
     """
-    process = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-         f'--nproc_per_node={nproc}', str(REPO / 'tools' / tool), *args,
-         '--launcher', 'pytorch'],
-        cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS='1'),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        timeout=600)
-    assert process.returncode == 0, process.stdout[-3000:]
-    return process.stdout
+    with subprocess.Popen(
+            [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+             f'--nproc_per_node={nproc}', str(REPO / 'tools' / tool), *args,
+             '--launcher', 'pytorch'],
+            cwd=REPO,
+            env=dict(os.environ, OMP_NUM_THREADS='1', **(env or {})),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            pytest.fail(f'{tool} on {nproc} processes still ran after '
+                        f'{timeout} s: {output[-3000:]}')
+    return process.returncode, output
+
+
+def torchrun(nproc: int, tool: str, *args: str) -> str:
+    """:func:`run_on_processes`, which must succeed; its output."""
+    returncode, output = run_on_processes(nproc, tool, *args)
+    assert returncode == 0, output[-3000:]
+    return output
 
 
 def folder_bytes(folder: Path) -> dict:
