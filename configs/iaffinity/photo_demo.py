@@ -16,7 +16,3 @@ photo_demo = dict(
 train_dataloader = dict(dataset=photo_demo)
 val_dataloader = dict(dataset=photo_demo)
 test_dataloader = dict(dataset=photo_demo)
-# The run's closing summary gives the fully supervised ceiling beside the
-# final val mIoU once ablations/fully_supervised_photo.py has been run.
-custom_hooks = [dict(type='EMReportHook',
-                     full_reference='work_dirs/fully_supervised_photo')]
