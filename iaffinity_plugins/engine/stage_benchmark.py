@@ -81,6 +81,23 @@ def run_pairwise_stage_cfg(cfg: Config, work_dir: str, step: int) -> dict:
                               work_dir, loop_cfg.get('superpixels'))
 
 
+def unary_training_labels(work_dir: str, step: int,
+                          unary_labels: str = 'refined') -> str:
+    """What the EM loop trains f_step on (the loop's ``unary_targets_dir``):
+    the seeds for step 0, after it the previous step's refined labels
+    (``unary_labels='refined'``) or mined ones (``'mined'``)."""
+    if step == 0:
+        return osp.join(work_dir, 'step_0', 'seeds')
+    name = 'refined' if unary_labels == 'refined' else 'labels'
+    return osp.join(work_dir, f'step_{step - 1}', name)
+
+
+def pairwise_training_labels(work_dir: str, step: int) -> str:
+    """Y_step, what the EM loop trains g_step on (the loop's
+    ``confident_labels_dir``): the labels mined from f_step's output."""
+    return osp.join(work_dir, f'step_{step}', 'labels')
+
+
 def check_label_dir(label_dir: str) -> str:
     """``label_dir`` when it is a folder.
 

@@ -7,6 +7,8 @@ import pytest
 from mmengine.config import Config
 from tool_scripts import load_tool
 
+from iaffinity_plugins.engine import stage_benchmark as bench
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -71,7 +73,7 @@ def test_step_0_trains_on_its_mined_labels_and_bad_inputs_raise(tiny_run,
                                                                 tmp_path):
     config, work_dir = tiny_run
     tool = load_tool('benchmarks/pairwise.py')
-    assert tool.training_labels_dir(work_dir, 0) == osp.join(
+    assert bench.pairwise_training_labels(work_dir, 0) == osp.join(
         work_dir, 'step_0', 'labels')
     with pytest.raises(RuntimeError, match='step_5/unary is not done'):
         tool.main([config, work_dir, '--step', '5'])

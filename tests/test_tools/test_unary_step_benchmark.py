@@ -7,6 +7,7 @@ import re
 import pytest
 from mmengine.config import Config
 
+from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from tool_scripts import load_tool
 
@@ -103,11 +104,11 @@ def test_a_label_variant_trains_elsewhere(tiny_run, tiny_data):
 def test_default_labels_and_bad_inputs(tiny_run, tmp_path):
     config, work_dir = tiny_run
     tool = load_tool('benchmarks/unary_step.py')
-    assert tool.training_labels_dir(work_dir, 0) == osp.join(
+    assert bench.unary_training_labels(work_dir, 0) == osp.join(
         work_dir, 'step_0', 'seeds')
-    assert tool.training_labels_dir(work_dir, 2) == osp.join(
+    assert bench.unary_training_labels(work_dir, 2) == osp.join(
         work_dir, 'step_1', 'refined')
-    assert tool.training_labels_dir(work_dir, 2, 'mined') == osp.join(
+    assert bench.unary_training_labels(work_dir, 2, 'mined') == osp.join(
         work_dir, 'step_1', 'labels')
     missing = str(tmp_path / 'no_such_labels')
     with pytest.raises(FileNotFoundError, match=re.escape(missing)):

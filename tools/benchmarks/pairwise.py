@@ -45,12 +45,6 @@ HEADER = ('| run | step | labels | variant | unary mIoU | refined mIoU | '
 PAIRWISE_PREFIX = 'train_cfg.pairwise.'
 
 
-def training_labels_dir(work_dir: str, step: int) -> str:
-    """Y_step, what the EM loop trains g_step on (the loop's
-    ``confident_labels_dir``): the labels mined from f_step's output."""
-    return osp.join(work_dir, f'step_{step}', 'labels')
-
-
 def _energy(value: Optional[float]) -> str:
     return '-' if value is None else f'{value:.4f}'
 
@@ -74,7 +68,7 @@ def run(config: str, work_dir: str, step: int = 1,
     cfg = bench.load_run_config(config, cfg_options, work_dir)
     stage_cfg = bench.run_pairwise_stage_cfg(cfg, work_dir, step)
     labels = bench.check_label_dir(label_dir
-                                   or training_labels_dir(work_dir, step))
+                                   or bench.pairwise_training_labels(work_dir, step))
     out_dir = bench.benchmark_dir(work_dir, f'pairwise_step{step}',
                                   stage_cfg, labels)
     weights = bench.train_variant(stage_cfg, cfg, out_dir, 'pairwise', step,

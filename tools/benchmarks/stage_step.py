@@ -55,14 +55,12 @@ markdown table, one row per stage.
 import argparse
 import copy
 import gc
-import importlib.util
 import os
 import os.path as osp
 import shlex
 import sys
 import tempfile
 import time
-from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
@@ -82,16 +80,6 @@ HEADER = ('| stage | batch x crop | workers | step (s/it) | data wait '
           '(s/it) | step, 0 workers (s/it) | data wait, 0 workers (s/it) | '
           'preprocessor (s/it) | bare net (s/it) | step / bare | step / '
           'bare, 0 workers |')
-
-
-def sibling_tool(name: str) -> ModuleType:
-    """The benchmark script ``tools/benchmarks/<name>.py`` as a module (the
-    scripts are no package)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'stage_step_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ------------------------------------------------------------ the stages
@@ -122,12 +110,11 @@ def stage_setup(cfg: Config, work_dir: str, stage: str,
         writer = 'seeds/labels' if step == 0 else (
             f"step_{step - 1}/"
             f"{'refine' if unary_labels == 'refined' else 'mine'}")
-        labels = sibling_tool('unary_step').training_labels_dir(
-            work_dir, step, unary_labels)
+        labels = bench.unary_training_labels(work_dir, step, unary_labels)
         stage_cfg = copy.deepcopy(loop_cfg['unary'])
     elif stage == 'pairwise':
         writer = f'step_{step}/mine'
-        labels = sibling_tool('pairwise').training_labels_dir(work_dir, step)
+        labels = bench.pairwise_training_labels(work_dir, step)
         stage_cfg = bench.run_pairwise_stage_cfg(cfg, work_dir, step)
     else:  # confidence: on f_T's output, as the loop's _train_confidence
         writer = f'step_{step}/unary_labels'

@@ -54,17 +54,6 @@ ERROR_COLUMNS = ('bg_as_fg', 'fg_as_bg', 'fg_wrong_class')
 UNARY_PREFIX = 'train_cfg.unary.'
 
 
-def training_labels_dir(work_dir: str, step: int,
-                        unary_labels: str = 'refined') -> str:
-    """What the EM loop trains f_step on (the loop's ``unary_targets_dir``):
-    the seeds for step 0, after it the previous step's refined labels
-    (``unary_labels='refined'``) or mined ones (``'mined'``)."""
-    if step == 0:
-        return osp.join(work_dir, 'step_0', 'seeds')
-    name = 'refined' if unary_labels == 'refined' else 'labels'
-    return osp.join(work_dir, f'step_{step - 1}', name)
-
-
 def _percent(value: Optional[float]) -> str:
     """A share in percent; ``-`` for none (NaN, or null from JSON)."""
     return '-' if value is None or math.isnan(value) else f'{value:.2f}'
@@ -90,7 +79,7 @@ def run(config: str, work_dir: str, step: int = 1,
     compare_with = compare_with or f'step_{step}/unary_labels'  # f_T's
     bench.stage_outputs(work_dir, compare_with)
     run_output = osp.join(work_dir, *compare_with.split('/'))
-    labels = bench.check_label_dir(label_dir or training_labels_dir(
+    labels = bench.check_label_dir(label_dir or bench.unary_training_labels(
         work_dir, step, cfg.train_cfg.get('unary_labels', 'refined')))
     stage_cfg = cfg.train_cfg.to_dict()['unary']
     out_dir = bench.benchmark_dir(work_dir, f'unary_step{step}', stage_cfg,
