@@ -125,6 +125,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     mode = args.mode or mining.get('mode', 'relabel')
     check_mining_mode(mode, 'mining.mode')
     ratio, threshold = mining.get('ratio', 0.8), mining.get('threshold', 0.7)
+    short_edge = cfg.train_cfg.get('infer_short_edge')
     cache_dir = osp.join(cfg.work_dir, 'superpixels')
     confidence_dir = osp.join(cfg.work_dir, 'confidence')
     checkpoint = args.checkpoint or osp.join(confidence_dir, FINAL_WEIGHTS)
@@ -137,6 +138,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     record_options(args.out, dict(
         labels=osp.abspath(args.labels), dataset=dataset_cfg,
         superpixels=superpixels, mode=mode, ratio=ratio, threshold=threshold,
+        # Recorded when set: folders mined before the option resume.
+        **({} if short_edge is None else dict(short_edge=short_edge)),
         keep_objects_from=(osp.abspath(args.keep_objects_from)
                            if args.keep_objects_from else None),
         classifier=classifier if mode in CLASSIFIER_MODES else None))
@@ -150,7 +153,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         model, DATASETS.build(dataset_cfg), args.labels, args.out,
         SuperpixelCache(cache_dir, **superpixels), ratio=ratio,
         threshold=threshold, mode=mode,
-        keep_objects_from=args.keep_objects_from))
+        keep_objects_from=args.keep_objects_from, short_edge=short_edge))
     if is_main_process():
         print(f"mined {summary['images']} images ({summary['skipped']} "
               f"already there): {summary['regions_kept']} of "

@@ -28,12 +28,17 @@ data_preprocessor = dict(
     **norm)
 
 # --- pipelines ---------------------------------------------------------------
-# Photos of 100-500 px: the short edge is resized to 128..192 px (x 0.8..1.2
-# of 160) before a 128 px crop, so objects keep a size the stride-8
-# features resolve; inference runs on the full images, whose labels are
-# evaluated against the masks at their own size.
-train_resize = dict(type='RandomResize', scale=(800, 160),
+# Photos of any size (100-500 px and more): the networks see them at one
+# scale. Training resizes the short edge to 128..192 px (x 0.8..1.2 of
+# short_edge) before a 128 px crop, so objects keep a size the stride-8
+# features resolve; inference reads every image at short_edge too (the
+# E-step: train_cfg.infer_short_edge; val: infer_resize), and its labels
+# are resized back to the image and evaluated against the masks at their
+# own size.
+short_edge = 160
+train_resize = dict(type='RandomResize', scale=(800, short_edge),
                     ratio_range=(0.8, 1.2), keep_ratio=True)
+infer_resize = dict(type='Resize', scale=(4096, short_edge), keep_ratio=True)
 crop_flip = [
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5)
@@ -59,7 +64,11 @@ superpixel_pipeline = load_labels + [
 ]
 infer_pipeline = [dict(type='LoadImageWithCheck'),
                   dict(type='PackWSSSInputs')]
-test_pipeline = load_labels + [dict(type='PackWSSSInputs')]
+# mmseg's order: the image resized, the mask loaded after at its own size;
+# the prediction comes back at the image's ori_shape.
+test_pipeline = [dict(type='LoadImageWithCheck'), infer_resize,
+                 dict(type='LoadAnnotationsWithCheck'),
+                 dict(type='PackWSSSInputs')]
 
 # --- the four networks, all on ImageNet lite0 ---------------------------------
 # The loop's heads on the lite0 backbones (320 channels at level 4) with
@@ -152,6 +161,7 @@ train_cfg = dict(
     seeds=dict(type='threshold', fg_threshold=0.40, bg_threshold=0.20,
                scales=(2.0, 2.5, 3.0), flip=True,
                cam_short_edge=crop_size[0]),
+    infer_short_edge=short_edge,
     # f_{t+1} learns from the mined Y_t, not from alpha_t^p as Algorithm 1
     # has it: on the photo demo f_1 trained on refined_0 falls 0.5 below
     # f_0, on Y_0 it gains 1.85 (refined labels give the background 17 % of

@@ -155,6 +155,12 @@ class IterativeAffinityLoop(BaseLoop):
             final training (e.g. more iterations).
         train_final (bool): Train the final unary net f_{T+1} (and evaluate
             it with the runner's val loop, when it has one).
+        infer_short_edge (int, optional): f_t, g_t and the region
+            classifier read every training image at this short edge when
+            they write labels (set it to the scale their training crops
+            were cut at); the label maps stay at the image's size. None
+            reads images at their own size. The seeds have their own
+            ``seeds.cam_short_edge``.
         energy_samples (int): Images (fixed: the first by image id) on which
             the Table-7 energies are averaged.
     """
@@ -169,6 +175,7 @@ class IterativeAffinityLoop(BaseLoop):
                  keep_tags: bool = False,
                  final_unary: Optional[dict] = None,
                  train_final: bool = True,
+                 infer_short_edge: Optional[int] = None,
                  energy_samples: int = 100) -> None:
         super().__init__(runner, dataloader)
         mining = {**dict(mode='relabel', ratio=0.8, threshold=0.7),
@@ -183,6 +190,11 @@ class IterativeAffinityLoop(BaseLoop):
         if unary_labels not in UNARY_LABELS:
             raise ValueError(f'train_cfg.unary_labels must be one of '
                              f'{UNARY_LABELS}, got {unary_labels!r}')
+        if infer_short_edge is not None and (
+                not isinstance(infer_short_edge, int) or infer_short_edge < 1):
+            raise ValueError(f'train_cfg.infer_short_edge must be a positive '
+                             f'number of pixels or None, got '
+                             f'{infer_short_edge!r}')
         if num_steps < 0:
             raise ValueError(f'train_cfg.num_steps must be >= 0, got '
                              f'{num_steps}')
@@ -196,6 +208,7 @@ class IterativeAffinityLoop(BaseLoop):
         self.mining = mining
         self.unary_labels = unary_labels
         self.keep_tags = keep_tags
+        self.infer_short_edge = infer_short_edge
         self.energy_samples = energy_samples
         self.work_dir = runner.work_dir
         self.manifest = Manifest(osp.join(self.work_dir, 'manifest.json'),
@@ -347,7 +360,7 @@ class IterativeAffinityLoop(BaseLoop):
         """step_t/unary_labels: f_t's output, which mining starts from."""
         out_dir = self.unary_output_dir(step)
         self._run_stage(
-            f'step_{step}/unary_labels', [unary],
+            f'step_{step}/unary_labels', self._with_inference([unary]),
             lambda: dict(summary=self._write_label_maps(
                 unary, None, None, dict(unary=out_dir))),
             self._writing(f"f_{step}'s output", out_dir), out_dir=out_dir)
@@ -374,7 +387,8 @@ class IterativeAffinityLoop(BaseLoop):
         """step_t/refine: the E-step, alpha_t^p = G_t alpha_t^u."""
         out_dir = self.refined_dir(step)
         self._run_stage(
-            f'step_{step}/refine', self._with_keep_tags([unary, pairwise]),
+            f'step_{step}/refine',
+            self._with_inference(self._with_keep_tags([unary, pairwise])),
             lambda: dict(summary=self._write_label_maps(
                 unary, pairwise_cfg, pairwise['weights'],
                 dict(refined=out_dir), self._keep_tags_from())),
@@ -407,7 +421,8 @@ class IterativeAffinityLoop(BaseLoop):
         if previous is not None:
             mining['keep_objects'] = True
         self._run_stage(
-            f'step_{step}/mine', self._with_keep_tags([mining, confidence]),
+            f'step_{step}/mine',
+            self._with_inference(self._with_keep_tags([mining, confidence])),
             lambda: self._mine(confidence['weights'],
                                self.unary_output_dir(step), out_dir,
                                previous),
@@ -550,6 +565,13 @@ class IterativeAffinityLoop(BaseLoop):
         when on (so that runs from before the switch keep their hashes)."""
         return stage_cfg + ['keep_tags'] if self.keep_tags else stage_cfg
 
+    def _with_inference(self, stage_cfg: list) -> list:
+        """A label-writing stage's hashed config, ``infer_short_edge``
+        added when set (so that runs without it keep their hashes)."""
+        if self.infer_short_edge is None:
+            return stage_cfg
+        return stage_cfg + [dict(infer_short_edge=self.infer_short_edge)]
+
     # ------------------------------------------------------ pairwise / refine
     def _pairwise_cfg(self, unary_weights: str) -> Optional[dict]:
         """The pairwise runner config with the trained unary net filled in
@@ -571,7 +593,8 @@ class IterativeAffinityLoop(BaseLoop):
         refiner = None if pairwise_cfg is None else self._load_model(
             pairwise_cfg['model'], pairwise_weights)
         return write_label_maps(unary_net, refiner, self.dataset, out_dirs,
-                                keep_tags_from=keep_tags_from)
+                                keep_tags_from=keep_tags_from,
+                                short_edge=self.infer_short_edge)
 
     # ---------------------------------------------------------------- mining
     def _superpixel_cache(self) -> SuperpixelCache:
@@ -595,7 +618,8 @@ class IterativeAffinityLoop(BaseLoop):
                               threshold=self.mining['threshold'],
                               mode=self.mining['mode'],
                               keep_tags_from=self._keep_tags_from(),
-                              keep_objects_from=keep_objects_from)
+                              keep_objects_from=keep_objects_from,
+                              short_edge=self.infer_short_edge)
         if summary['empty_images']:
             self.runner.logger.warning(
                 f"[iaffinity] mining left {len(summary['empty_images'])} "

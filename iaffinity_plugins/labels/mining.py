@@ -35,7 +35,8 @@ from iaffinity_plugins.labels.label_io import (IGNORE_INDEX,
 from iaffinity_plugins.labels.kept_objects import keep_previous_objects_from
 from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.labels.lost_tags import restore_lost_tags_from
-from iaffinity_plugins.labels.scores import allowed_classes
+from iaffinity_plugins.labels.scores import (allowed_classes,
+                                             resize_short_edge)
 from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.plugins import hookimpl
 
@@ -227,7 +228,8 @@ def relabel_regions(superpixels: np.ndarray, region_ids: np.ndarray,
 @torch.no_grad()
 def region_probabilities(model: torch.nn.Module, item: dict,
                          superpixels: np.ndarray, region_ids: np.ndarray,
-                         allowed: np.ndarray) -> torch.Tensor:
+                         allowed: np.ndarray,
+                         short_edge: Optional[int] = None) -> torch.Tensor:
     """Classifier probabilities of some regions of one data set item.
 
     Args:
@@ -236,6 +238,10 @@ def region_probabilities(model: torch.nn.Module, item: dict,
         superpixels (np.ndarray): (H, W) superpixel ids.
         region_ids (np.ndarray): (R',) ids to score.
         allowed (np.ndarray): (K,) bool; other classes get probability 0.
+        short_edge (int, optional): The classifier reads the image resized
+            to this short edge (its training scale); the regions stay those
+            of the (H, W) superpixel map, pooled over the feature cells
+            their pixels fall in. None: the image's own size.
 
     Returns:
         Tensor: (R', K) probabilities, renormalised over the allowed classes.
@@ -245,7 +251,7 @@ def region_probabilities(model: torch.nn.Module, item: dict,
         False)
     device = data['inputs'].device
     logits = model.region_logits(
-        data['inputs'],
+        resize_short_edge(data['inputs'], short_edge),
         torch.from_numpy(superpixels.astype(np.int64))[None].to(device),
         [torch.from_numpy(region_ids).to(device)])[0]
     # Untagged classes cannot be in the image: the softmax only compares
@@ -256,15 +262,17 @@ def region_probabilities(model: torch.nn.Module, item: dict,
 
 def _mine_one(model: Optional[torch.nn.Module], item: dict,
               labels: np.ndarray, superpixels: Optional[np.ndarray],
-              ratio: float, threshold: float,
-              mode: str) -> Tuple[np.ndarray, int, int]:
+              ratio: float, threshold: float, mode: str,
+              short_edge: Optional[int] = None
+              ) -> Tuple[np.ndarray, int, int]:
     """Next labels of one image and (regions scored, regions kept)."""
     if mode == 'none':
         return labels, 0, 0
     allowed = allowed_classes(item['data_samples'].metainfo['tags'])
     if mode == 'relabel':
         ids = np.unique(superpixels).astype(np.int64)
-        probs = region_probabilities(model, item, superpixels, ids, allowed)
+        probs = region_probabilities(model, item, superpixels, ids, allowed,
+                                     short_edge)
         mined = relabel_regions(superpixels, ids, probs, threshold)
         return mined, len(ids), len(labelled_regions(mined, superpixels)[0])
     # A region proposed as an untagged class is noise by construction:
@@ -276,7 +284,8 @@ def _mine_one(model: Optional[torch.nn.Module], item: dict,
     ids, _ = labelled_regions(proposal, superpixels)
     if mode == 'majority' or len(ids) == 0:
         return proposal, len(ids), len(ids)
-    probs = region_probabilities(model, item, superpixels, ids, allowed)
+    probs = region_probabilities(model, item, superpixels, ids, allowed,
+                                 short_edge)
     mined = confirm_regions(proposal, superpixels, probs, threshold)
     return mined, len(ids), len(labelled_regions(mined, superpixels)[0])
 
@@ -291,7 +300,8 @@ def mine_labels(model: Optional[torch.nn.Module],
                 mode: str = 'relabel',
                 progress: bool = True,
                 keep_tags_from: Optional[str] = None,
-                keep_objects_from: Optional[str] = None) -> Dict[str, Any]:
+                keep_objects_from: Optional[str] = None,
+                short_edge: Optional[int] = None) -> Dict[str, Any]:
     """Mine the next label folder ``out_dir`` from the labels in ``label_dir``.
 
     Resumable: images whose output already exists are skipped (outputs are
@@ -322,6 +332,9 @@ def mine_labels(model: Optional[torch.nn.Module],
             background or unknown
             (:func:`~.kept_objects.keep_previous_objects`); applied before
             ``keep_tags_from``.
+        short_edge (int, optional): The region classifier reads each image
+            at this short edge (:func:`region_probabilities`); labels and
+            superpixels stay at the image's size.
 
     Returns:
         dict: ``images`` written, ``skipped`` (already there),
@@ -358,7 +371,7 @@ def mine_labels(model: Optional[torch.nn.Module],
         superpixels = None if mode == 'none' else superpixel_cache.get(
             img_id, rgb)
         mined, scored, kept = _mine_one(model, item, labels, superpixels,
-                                        ratio, threshold, mode)
+                                        ratio, threshold, mode, short_edge)
         if keep_objects_from is not None:
             mined = keep_previous_objects_from(mined, keep_objects_from,
                                                img_id, num_classes)

@@ -8,25 +8,39 @@ pixel only where its class has at least that probability in ``alpha_p``
 (over background and the tags); the rest is unknown (255), as the seeds
 leave the uncertain band around objects unknown. With ``keep_tags_from``
 a tagged class that the refined map lost takes its pixels in another label
-folder (the seeds): a tagged object never vanishes from the labels.
+folder (the seeds): a tagged object never vanishes from the labels. With
+``short_edge`` both nets read each image at the short edge they were
+trained at, whatever size the photographs have, and the maps are resized
+back to the image (as mmseg's test pipelines ``Resize`` and its
+segmentors return ``ori_shape``).
 """
 import os
 import os.path as osp
 from typing import Dict, Optional
 
 import torch
+import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
-from torch import nn
+from torch import Tensor, nn
 
 from .label_io import IGNORE_INDEX, write_label
 from .label_writer import images_to_write
 from .lost_tags import restore_lost_tags_from
-from .scores import restrict_to_tags, unary_scores
+from .scores import resize_short_edge, restrict_to_tags, unary_scores
+
+
+def _resize_to(scores: Tensor, size: tuple) -> Tensor:
+    """(N, K, h, w) scores bilinearly resized to (H, W) = ``size``."""
+    if tuple(scores.shape[2:]) == size:
+        return scores
+    return F.interpolate(scores, size=size, mode='bilinear',
+                         align_corners=False)
 
 
 @torch.no_grad()
 def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
-                 item: dict, min_confidence: Optional[float] = None
+                 item: dict, min_confidence: Optional[float] = None,
+                 short_edge: Optional[int] = None
                  ) -> Dict[str, torch.Tensor]:
     """Unary and refined label maps of one dataset item.
 
@@ -40,19 +54,28 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
         min_confidence (float, optional): Refined pixels whose class has a
             smaller refined probability (softmax of the refined logits over
             background and the tags) are unknown.
+        short_edge (int, optional): Both nets read the image resized to
+            this short edge (the scale they were trained at); their scores
+            are resized back to (H, W) bilinearly before the argmax. None:
+            the image's own size.
 
     Returns:
         dict: ``unary`` and ``refined`` label maps, (H, W) uint8.
     """
     model = refiner if refiner is not None else unary
     batch = model.data_preprocessor(pseudo_collate([item]), False)
-    inputs, data_samples = batch['inputs'], batch['data_samples']
+    data_samples = batch['data_samples']
+    size = tuple(batch['inputs'].shape[2:])
+    inputs = resize_short_edge(batch['inputs'], short_edge)
     if refiner is None:
-        unary_probs = unary_scores(unary, inputs, data_samples)
+        unary_probs = _resize_to(unary_scores(unary, inputs, data_samples),
+                                 size)
         refined_logits = unary_probs.log()
     else:
         unary_probs = refiner.unary_probs(inputs, data_samples)
-        refined_logits, _ = refiner.refine(inputs, unary_probs)
+        refined_logits = _resize_to(refiner.refine(inputs, unary_probs)[0],
+                                    size)
+        unary_probs = _resize_to(unary_probs, size)
     tags = torch.stack([
         torch.as_tensor(sample.metainfo['tags']) for sample in data_samples
     ]).to(refined_logits.device)
@@ -73,7 +96,8 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
                      dataset, out_dirs: Dict[str, str],
                      progress: bool = True,
                      min_confidence: Optional[float] = None,
-                     keep_tags_from: Optional[str] = None) -> dict:
+                     keep_tags_from: Optional[str] = None,
+                     short_edge: Optional[int] = None) -> dict:
     """Write ``<img_id>.png`` maps of :func:`refine_image` for every image.
 
     Args:
@@ -89,6 +113,7 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
         keep_tags_from (str, optional): A label folder (the seeds) whose
             ``<img_id>.png`` gives a tagged class that the refined map lost
             its pixels (:func:`~.lost_tags.restore_lost_tags`).
+        short_edge (int, optional): See :func:`refine_image`.
 
     Resumable: an image whose last map (``refined`` when written) exists is
     skipped.
@@ -110,7 +135,8 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
     for item, img_id in images_to_write(dataset, out_dirs[names[-1]],
                                         progress, desc=' + '.join(names)):
         labels = {name: label_map.cpu().numpy() for name, label_map in
-                  refine_image(unary, refiner, item, min_confidence).items()}
+                  refine_image(unary, refiner, item, min_confidence,
+                               short_edge).items()}
         if keep_tags_from is not None:
             labels['refined'], lost = restore_lost_tags_from(
                 labels['refined'], item['data_samples'].metainfo['tags'],

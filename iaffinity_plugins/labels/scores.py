@@ -78,6 +78,20 @@ def stack_tags(data_samples: List[SegDataSample],
     return torch.stack(tags)
 
 
+def resize_short_edge(inputs: Tensor, short_edge: Optional[int]) -> Tensor:
+    """(N, C, H, W) images bilinearly resized to a short edge of
+    ``short_edge`` (aspect kept); unchanged when None or already there."""
+    if short_edge is not None and short_edge < 1:
+        raise ValueError(f'short_edge must be a positive number of pixels, '
+                         f'got {short_edge}')
+    if short_edge is None or min(inputs.shape[2:]) == short_edge:
+        return inputs
+    scale = short_edge / min(inputs.shape[2:])
+    size = [max(1, round(side * scale)) for side in inputs.shape[2:]]
+    return F.interpolate(inputs, size=size, mode='bilinear',
+                         align_corners=False)
+
+
 @torch.no_grad()
 def unary_scores(segmentor: torch.nn.Module,
                  inputs: Tensor,

@@ -54,7 +54,8 @@ class LoadAnnotationsWithCheck(LoadAnnotations):
 
     Raises:
         OSError: the label map cannot be decoded.
-        ValueError: its (H, W) differs from the loaded image's, or it holds
+        ValueError: its (H, W) differs from the image's as loaded
+            (``ori_shape``: before any resize), or it holds
             a value that is neither one of the item's K classes nor 255
             (K from the item's ``tags``, (K-1,); not checked without them).
     """
@@ -65,8 +66,11 @@ class LoadAnnotationsWithCheck(LoadAnnotations):
             super()._load_seg_map(results)
         label = results['gt_seg_map']
         if 'img' in results:
-            check_label_shape(label.shape, results['img'].shape, path,
-                              results.get('img_path'))
+            # The image as loaded (ori_shape): a test pipeline may have
+            # resized it before the mask is loaded, as mmseg's do.
+            check_label_shape(label.shape,
+                              results.get('ori_shape', results['img'].shape),
+                              path, results.get('img_path'))
         if results.get('tags') is not None:
             num_classes = len(results['tags']) + 1
             # Two comparisons in the common case; np.unique (which names

@@ -381,6 +381,14 @@ def test_old_mining_mode_and_missing_classifier_are_reported(tmp_path):
                                        'step_1/labels']
 
 
+@pytest.mark.parametrize('short_edge', [0, -5, 160.0, '160'])
+def test_bad_infer_short_edge_is_named(tmp_path, short_edge):
+    with pytest.raises(ValueError, match=r'train_cfg.infer_short_edge must '
+                       r'be a positive number of pixels or None, got '
+                       + re.escape(repr(short_edge))):
+        _loop(tmp_path, infer_short_edge=short_edge)
+
+
 def _finished_outputs(work_dir) -> dict:
     """Modification times of every label and final weights file: the
     outputs of finished stages (and of finished images of a label stage)."""

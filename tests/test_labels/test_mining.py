@@ -154,6 +154,27 @@ def test_confirm_only_keeps_proposed_classes(tmp_path):
     assert summary['regions_scored'] == 3 and summary['regions_kept'] == 1
 
 
+@pytest.mark.parametrize('mode', ['relabel', 'confirm'])
+def test_the_classifier_reads_the_image_at_the_short_edge(tmp_path,
+                                                          monkeypatch, mode):
+    """short_edge=s: the region classifier gets the image resized to a
+    short edge of s (the 1 x 12 image -> 3 x 36) with the image's own
+    superpixels; the mined map keeps the image's size."""
+    seen = []
+    original = FixedLogitsClassifier.region_logits
+
+    def region_logits(self, inputs, superpixels, region_ids):
+        seen.append((tuple(inputs.shape), tuple(superpixels.shape)))
+        return original(self, inputs, superpixels, region_ids)
+
+    monkeypatch.setattr(FixedLogitsClassifier, 'region_logits',
+                        region_logits)
+    native, _ = mine_by_hand(tmp_path / 'native', mode)
+    resized, _ = mine_by_hand(tmp_path / 'resized', mode, short_edge=3)
+    assert seen == [((1, 3, 1, 12), (1, 1, 12)), ((1, 3, 3, 36), (1, 1, 12))]
+    np.testing.assert_array_equal(resized, native)
+
+
 def test_confirm_with_kept_tags_restores_the_lost_class_from_the_seeds(
         tmp_path):
     """'confirm' drops every class-1 region; the seeds' class-1 pixels

@@ -47,3 +47,28 @@ def test_label_loading(files):
     loaded = load(label_results(files / 'label.png'))
     np.testing.assert_array_equal(loaded['gt_seg_map'], np.eye(10, 12))
     assert loaded['seg_fields'] == ['gt_seg_map']
+
+
+def test_mask_after_a_test_resize_is_checked_against_the_loaded_image(
+        files):
+    """mmseg's test order (image, Resize, mask): the mask keeps the image's
+    size as loaded and is checked against it, not the resized image."""
+    steps = [TRANSFORMS.build(step) for step in (
+        dict(type='LoadImageWithCheck'),
+        dict(type='Resize', scale=(4096, 20), keep_ratio=True),
+        dict(type='LoadAnnotationsWithCheck'))]
+
+    def load(results):
+        for step in steps:
+            results = step(results)
+        return results
+
+    loaded = load(dict(img_path=str(files / 'good.jpg'),
+                       **label_results(files / 'label.png')))
+    assert loaded['img'].shape[:2] == (20, 24)
+    np.testing.assert_array_equal(loaded['gt_seg_map'], np.eye(10, 12))
+    write_label(str(files / 'small.png'), np.zeros((5, 6), np.uint8))
+    with pytest.raises(ValueError, match=r'small.png is \(5, 6\) \(H, W\) '
+                       r'but its image .*good.jpg is \(10, 12\)'):
+        load(dict(img_path=str(files / 'good.jpg'),
+                  **label_results(files / 'small.png')))

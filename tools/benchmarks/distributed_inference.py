@@ -136,11 +136,13 @@ def worker(config: str, out_dir: str, threads: int) -> None:
         refine=lambda: write_label_maps(
             unary, refiner, dataset, dict(unary=folder['unary_labels'],
                                           refined=folder['refined']),
-            progress=False)['images'],
+            progress=False,
+            short_edge=stages.get('infer_short_edge'))['images'],
         mine=lambda: mine_labels(
             classifier, dataset, folder['refined'], folder['mined'],
             SuperpixelCache(folder['superpixels'], **stages.superpixels),
-            progress=False, **mining)['images'])
+            progress=False, short_edge=stages.get('infer_short_edge'),
+            **mining)['images'])
     timings = {}
     for stage in STAGES:
         seconds, written = timed(work[stage])

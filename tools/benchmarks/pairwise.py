@@ -79,7 +79,8 @@ def run(config: str, work_dir: str, step: int = 1,
                     refined=osp.join(out_dir, 'refined'))
     # The refiner computes f_T's probabilities itself: one forward gives
     # both maps.
-    write_label_maps(refiner.unary, refiner, dataset, out_dirs)
+    write_label_maps(refiner.unary, refiner, dataset, out_dirs,
+                     short_edge=cfg.train_cfg.get('infer_short_edge'))
     if energy_samples is None:
         energy_samples = cfg.train_cfg.get('energy_samples', 100)
     result = dict(

@@ -69,7 +69,8 @@ def run(config: str, work_dir: str, step: int,
         'keep_tags', False) else None
     write_label_maps(refiner.unary, refiner, dataset, dict(refined=labels),
                      min_confidence=min_confidence,
-                     keep_tags_from=keep_tags_from)
+                     keep_tags_from=keep_tags_from,
+                     short_edge=cfg.train_cfg.get('infer_short_edge'))
     quality = evaluate_label_dir(labels, dataset)
     result = dict(run=work_dir, step=step, min_confidence=min_confidence,
                   out_dir=out_dir, label_dir=labels, miou=quality['miou'],

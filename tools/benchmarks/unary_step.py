@@ -90,7 +90,8 @@ def run(config: str, work_dir: str, step: int = 1,
     unary = load_model(stage_cfg['model'], weights, bench.default_device())
     output = osp.join(out_dir, 'unary_labels')
     # As the loop's step_T/unary_labels stage: the tag-restricted argmax.
-    write_label_maps(unary, None, dataset, dict(unary=output))
+    write_label_maps(unary, None, dataset, dict(unary=output),
+                     short_edge=cfg.train_cfg.get('infer_short_edge'))
     run_quality = evaluate_label_dir(run_output, dataset)
     quality = evaluate_label_dir(output, dataset)
     result = dict(

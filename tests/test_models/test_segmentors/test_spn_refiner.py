@@ -1,4 +1,5 @@
 """Tests of the SPN refiner: frozen unary + trainable SPN head."""
+import copy
 import math
 
 import pytest
@@ -373,3 +374,39 @@ def test_confidence_gates_apply_affinity_needs_the_samples():
             ).abs().max() > 1e-3
     with pytest.raises(ValueError, match='data_samples'):
         refiner.apply_affinity(inputs, probs)
+
+
+@pytest.mark.parametrize('short_edge', [8, 24])
+def test_e_step_reads_images_at_the_short_edge(short_edge):
+    """refine_image(short_edge=s): both nets see the image resized to a
+    short edge of s; their scores are resized back to the image before the
+    argmax, so the maps keep the image's (H, W)."""
+    refiner = make_refiner(head=PURE_HEAD).eval()
+    for p in refiner.head.conv_gates.parameters():
+        nn.init.normal_(p, std=0.5)
+    sample = make_samples(1, (12, 16))[0]
+    item = dict(inputs=torch.rand(3, 12, 16) * 255, data_samples=sample)
+    maps = refine_image(refiner.unary, refiner, item, short_edge=short_edge)
+    unary = copy.deepcopy(refiner.unary)
+    unary.data_preprocessor = refiner.data_preprocessor
+    unary_only = refine_image(unary, None, item, short_edge=short_edge)
+
+    batch = refiner.data_preprocessor(pseudo_collate([item]), False)
+    size = (short_edge, round(16 * short_edge / 12))
+    inputs = F.interpolate(batch['inputs'], size=size, mode='bilinear',
+                           align_corners=False)
+    probs = refiner.unary_probs(inputs, batch['data_samples'])
+    refined = refiner.refine(inputs, probs)[0]
+    expected = {
+        name: F.interpolate(scores, size=(12, 16), mode='bilinear',
+                            align_corners=False)[0, :2].argmax(0)
+        for name, scores in (('unary', probs), ('refined', refined))
+    }  # tags (1, 0, 0): background and class 1 only
+    assert maps['unary'].shape == maps['refined'].shape == (12, 16)
+    assert torch.equal(maps['unary'].long(), expected['unary'])
+    assert torch.equal(maps['refined'].long(), expected['refined'])
+    assert torch.equal(unary_only['unary'], maps['unary'])
+    assert torch.equal(unary_only['refined'], maps['unary'])
+    # The scale changes what the nets see.
+    native = refine_image(refiner.unary, refiner, item)
+    assert not torch.equal(native['refined'], maps['refined'])
