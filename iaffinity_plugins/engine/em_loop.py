@@ -191,7 +191,9 @@ class IterativeAffinityLoop(BaseLoop):
             raise ValueError(f'train_cfg.unary_labels must be one of '
                              f'{UNARY_LABELS}, got {unary_labels!r}')
         if infer_short_edge is not None and (
-                not isinstance(infer_short_edge, int) or infer_short_edge < 1):
+                isinstance(infer_short_edge, bool)
+                or not isinstance(infer_short_edge, int)
+                or infer_short_edge < 1):
             raise ValueError(f'train_cfg.infer_short_edge must be a positive '
                              f'number of pixels or None, got '
                              f'{infer_short_edge!r}')
@@ -662,7 +664,7 @@ class IterativeAffinityLoop(BaseLoop):
         """Mean J = <a, a - G a> over a fixed sample of training images
         (:func:`~iaffinity_plugins.evaluation.energy.mean_energy`)."""
         return mean_energy(refiner, self.dataset, label_dir,
-                           self.energy_samples)
+                           self.energy_samples, self.infer_short_edge)
 
     # ----------------------------------------------------------------- utils
     def _load_model(self, model_cfg: dict,

@@ -31,6 +31,8 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from ..labels.label_io import read_label
+from ..labels.scores import resize_short_edge
+from ..models.losses.superpixel_smoothness_loss import resize_nearest_ids
 
 IGNORE_INDEX = 255
 # |G m| below this counts as "reaches no labelled pixel".
@@ -110,8 +112,8 @@ def propagation_energy(refiner, inputs: Tensor, labels: Tensor,
 
 
 @torch.no_grad()
-def mean_energy(refiner, dataset, label_dir: str,
-                samples: int) -> Optional[float]:
+def mean_energy(refiner, dataset, label_dir: str, samples: int,
+                short_edge: Optional[int] = None) -> Optional[float]:
     """Mean :func:`propagation_energy` of a label folder over a fixed image
     sample (Table 7): the first ``samples`` images by image id.
 
@@ -121,6 +123,11 @@ def mean_energy(refiner, dataset, label_dir: str,
         dataset (BaseSegDataset): The images (an inference pipeline).
         label_dir (str): One ``<img_id>.png`` (H, W) per image.
         samples (int): How many images.
+        short_edge (int, optional): G is the one the E-step applied: the
+            image read at this short edge
+            (:func:`~iaffinity_plugins.labels.scores.resize_short_edge`),
+            the labels resized to it by nearest neighbour. None: the
+            image's own size.
 
     Returns:
         float or None: The mean J; None for no image.
@@ -136,8 +143,9 @@ def mean_energy(refiner, dataset, label_dir: str,
             dict(inputs=[item['inputs']],
                  data_samples=[item['data_samples']]), False)
         labels = torch.from_numpy(
-            read_label(osp.join(label_dir, f'{img_id}.png'))).long()
+            read_label(osp.join(label_dir, f'{img_id}.png'))).long()[None]
+        inputs = resize_short_edge(batch['inputs'], short_edge)
+        labels = resize_nearest_ids(labels, inputs.shape[2:])
         energies.append(propagation_energy(
-            refiner, batch['inputs'], labels[None], num_classes,
-            batch['data_samples']))
+            refiner, inputs, labels, num_classes, batch['data_samples']))
     return float(torch.cat(energies).mean()) if energies else None

@@ -16,7 +16,7 @@ segmentors return ``ori_shape``).
 """
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from .lost_tags import restore_lost_tags_from
 from .scores import resize_short_edge, restrict_to_tags, unary_scores
 
 
-def _resize_to(scores: Tensor, size: tuple) -> Tensor:
+def _resize_to(scores: Tensor, size: Tuple[int, int]) -> Tensor:
     """(N, K, h, w) scores bilinearly resized to (H, W) = ``size``."""
     if tuple(scores.shape[2:]) == size:
         return scores

@@ -5,9 +5,11 @@ mmcv's ``LoadImageFromFile`` reports an undecodable image with an
 error that does not name it; mmseg's ``LoadAnnotations`` fails on a corrupt
 PNG with ``'NoneType' object has no attribute 'squeeze'``. These subclasses
 keep the loading code and turn any decoding failure into an ``OSError``
-naming the file. A label map whose size differs from its image (loaded
-before it) is refused with both files named: random crops would otherwise
-cut different regions of the two, or fail later in the loss. So is a label
+naming the file. A label map whose size differs from its image file (the
+image as loaded, ``ori_shape``, also where a test pipeline resized it before
+the mask is loaded, as mmseg's do) is refused with both files named: random
+crops would otherwise cut different regions of the two, or fail later in the
+loss. So is a label
 value outside the item's classes (K = len(tags) + 1): mmseg's IoU metric
 would silently drop it, and the loss fail without naming the file.
 """

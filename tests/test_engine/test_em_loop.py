@@ -381,7 +381,7 @@ def test_old_mining_mode_and_missing_classifier_are_reported(tmp_path):
                                        'step_1/labels']
 
 
-@pytest.mark.parametrize('short_edge', [0, -5, 160.0, '160'])
+@pytest.mark.parametrize('short_edge', [0, -5, 160.0, '160', True])
 def test_bad_infer_short_edge_is_named(tmp_path, short_edge):
     with pytest.raises(ValueError, match=r'train_cfg.infer_short_edge must '
                        r'be a positive number of pixels or None, got '

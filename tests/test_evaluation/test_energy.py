@@ -135,3 +135,21 @@ def test_mean_energy_of_a_folder_over_the_first_images_by_id(tmp_path):
     assert mix.seen_samples == ['sample']
     assert mean_energy(mix, images, str(tmp_path), 5) == pytest.approx(0.1)
     assert mean_energy(mix, images, str(tmp_path), 0) is None
+
+
+def test_mean_energy_at_the_short_edge_the_e_step_read(tmp_path):
+    """With ``short_edge`` G is applied to the image at that short edge and
+    the labels are resized to it: [[0, 1]] read at 2 px is a 2 x 4 map with
+    one class change per row of four, J = 2 * 0.4 / 8."""
+    write_label(str(tmp_path / 'x.png'), np.array([[0, 1]], np.uint8))
+    mix = RightNeighbourMix(0.4)
+    seen = []
+    mix.data_preprocessor = lambda data, training: dict(
+        inputs=torch.stack(data['inputs']), data_samples=None)
+    apply_affinity = mix.apply_affinity
+    mix.apply_affinity = lambda inputs, a, samples=None: (
+        seen.append(tuple(inputs.shape[2:])) or apply_affinity(inputs, a))
+    images = OneRowImages(['x'])
+    assert mean_energy(mix, images, str(tmp_path), 1,
+                       short_edge=2) == pytest.approx(0.1)
+    assert set(seen) == {(2, 4)}

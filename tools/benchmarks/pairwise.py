@@ -79,8 +79,9 @@ def run(config: str, work_dir: str, step: int = 1,
                     refined=osp.join(out_dir, 'refined'))
     # The refiner computes f_T's probabilities itself: one forward gives
     # both maps.
+    short_edge = cfg.train_cfg.get('infer_short_edge')
     write_label_maps(refiner.unary, refiner, dataset, out_dirs,
-                     short_edge=cfg.train_cfg.get('infer_short_edge'))
+                     short_edge=short_edge)
     if energy_samples is None:
         energy_samples = cfg.train_cfg.get('energy_samples', 100)
     result = dict(
@@ -93,8 +94,9 @@ def run(config: str, work_dir: str, step: int = 1,
         pixels=bench.fix_break_counts(out_dirs['unary'], out_dirs['refined'],
                                       dataset),
         energy_refined=mean_energy(refiner, dataset, out_dirs['refined'],
-                                   energy_samples),
-        energy_labels=mean_energy(refiner, dataset, labels, energy_samples))
+                                   energy_samples, short_edge),
+        energy_labels=mean_energy(refiner, dataset, labels, energy_samples,
+                                  short_edge))
     bench.write_result(out_dir, result, HEADER, format_row(result))
     return result
 

@@ -123,7 +123,9 @@ class RegionClassifier(BaseModel):
         """Class logits of the requested regions.
 
         Args:
-            inputs (Tensor): (N, 3, H, W) normalised images.
+            inputs (Tensor): (N, 3, H', W') normalised images, at their
+                own size or resized (:func:`masked_average_pool` maps the
+                superpixels' pixels proportionally onto the feature cells).
             superpixels (Tensor): (N, H, W) int64 ids, negative = ignore.
             region_ids (list[Tensor]): N tensors (R_i,) of ids to classify.
 
