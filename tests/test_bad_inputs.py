@@ -557,4 +557,6 @@ def test_own_data_phone_photo_turned_by_exif(own_data):
     write_label(str(root / 'SegmentationClass' / 'c.png'),
                 mask_with(1, shape=(16, 12)))
     item = own_data_val_set(root, tags=False).prepare_data(2)
-    assert item['inputs'].shape[1:] == (16, 12)
+    # Loaded turned (the val pipeline then reads it at its short edge).
+    assert item['data_samples'].ori_shape == (16, 12)
+    assert item['data_samples'].gt_sem_seg.data.shape[1:] == (16, 12)

@@ -69,7 +69,8 @@ def test_write_label_maps_restores_lost_tags_from_the_seeds(tmp_path,
     write_label(str(seeds_dir / 'img1.png'), np.zeros((2, 2), np.uint8))
     calls = iter([0, 1])
 
-    def fake_refine_image(unary, refiner, item, min_confidence):
+    def fake_refine_image(unary, refiner, item, min_confidence,
+                          short_edge):
         index = next(calls)
         maps = dict(unary=refined[index], refined=refined[index])
         return {name: torch.from_numpy(m) for name, m in maps.items()}
