@@ -24,17 +24,12 @@ lite0_backbone = dict(
     arch='lite0',
     init_cfg=dict(type='Pretrained', checkpoint='efficientnet-lite0'))
 # CAM classifier: the last level at stride 16 (as IRN's ResNet-50 CAMs),
-# in_channels=320; frozen BN statistics, CAM batches being small. It and
-# the unary / region backbones run channels_last: the same features
-# (tests/test_models), 1.3x faster unary training steps on 2 CPU cores
-# (docs/benchmarks.md, "Each stage's step against its network alone").
+# in_channels=320; frozen BN statistics, CAM batches being small.
 lite0_cam_backbone = dict(
-    lite0_backbone, out_indices=(4, ), output_stride=16, norm_eval=True,
-    channels_last=True)
+    lite0_backbone, out_indices=(4, ), output_stride=16, norm_eval=True)
 # Unary net (DeepLabV2Head, in_channels=320) and region classifier
 # (in_channels=320): the last level at stride 8, as DeepLab-LargeFOV's.
-lite0_unary_backbone = dict(
-    lite0_backbone, out_indices=(4, ), output_stride=8, channels_last=True)
+lite0_unary_backbone = dict(lite0_backbone, out_indices=(4, ), output_stride=8)
 lite0_region_backbone = lite0_unary_backbone
 # SPN guidance encoder: levels 0-2 (16, 24, 40 channels at strides 2, 4, 8;
 # the later stages are not built): SPNHead(channels=None, encoder=...,
