@@ -16,6 +16,8 @@ Stage order (each stage is skipped when ``manifest.json`` records it done)::
       step_t/pairwise      train g_t on Y_t (skipped when ``pairwise=None``:
                            the "no pairwise" ablation)
       step_t/refine        alpha_t^p = G_t alpha_t^u -> step_t/refined
+                           (``superpixel_pooling``: averaged inside each
+                           superpixel)
       step_t/evaluate      Table-5 metrics, Table-7 energies (refined, mined)
     final/unary          train f_{T+1} on alpha_T^p; evaluated by the val loop
 
@@ -41,6 +43,7 @@ stage folder.
 import copy
 import os
 import os.path as osp
+import warnings
 from functools import cached_property
 from typing import Callable, List, Optional, Tuple
 
@@ -147,12 +150,25 @@ class IterativeAffinityLoop(BaseLoop):
             (f_0 trains on the seeds): ``'refined'`` (Algorithm 1) the
             previous step's refined labels, or ``'mined'`` its Y (see
             :meth:`unary_targets_dir`).
+        superpixel_pooling (bool): The E-step averages the refined
+            probabilities G alpha_u inside each superpixel before the
+            argmax (the smoothness within regions that the loss of eq. (8)
+            asks of G, applied to its output): the refined labels follow
+            the image's region boundaries. Only with a pairwise net
+            (without one the refined labels stay the unary ones).
         keep_tags (bool): A tagged class that a mined or refined map lost
             takes its pixels in the seeds (which keep every tag): a tagged
             object never vanishes from the labels a net trains on
             (:mod:`~iaffinity_plugins.labels.lost_tags`).
         final_unary (dict, optional): Overrides merged into ``unary`` for the
             final training (e.g. more iterations).
+        unary_warm_start (dict, optional): When set, every unary net after
+            f_0 starts from its predecessor's weights (f_t from f_{t-1}, the
+            final net from f_T) and trains with these overrides merged into
+            ``unary`` (whole entries, e.g. a shorter schedule's
+            ``optim_wrapper``, ``param_scheduler`` and ``train_cfg``;
+            ``final_unary`` is merged after them). None: each starts from
+            its ``init_cfg`` weights.
         train_final (bool): Train the final unary net f_{T+1} (and evaluate
             it with the runner's val loop, when it has one).
         infer_short_edge (int, optional): f_t, g_t and the region
@@ -172,8 +188,10 @@ class IterativeAffinityLoop(BaseLoop):
                  superpixels: Optional[dict] = None,
                  mining: Optional[dict] = None,
                  unary_labels: str = 'refined',
+                 superpixel_pooling: bool = False,
                  keep_tags: bool = False,
                  final_unary: Optional[dict] = None,
+                 unary_warm_start: Optional[dict] = None,
                  train_final: bool = True,
                  infer_short_edge: Optional[int] = None,
                  energy_samples: int = 100) -> None:
@@ -204,11 +222,29 @@ class IterativeAffinityLoop(BaseLoop):
         self.stage_cfgs = dict(cam=cam, unary=unary, pairwise=pairwise,
                                confidence=confidence)
         self.final_unary = final_unary or {}
+        if unary_warm_start is not None and not isinstance(
+                unary_warm_start, dict):
+            raise TypeError('train_cfg.unary_warm_start must be a dict of '
+                            'overrides of train_cfg.unary or None, got '
+                            f'{unary_warm_start!r}')
+        if unary_warm_start is not None and 'model' in unary_warm_start:
+            raise ValueError('train_cfg.unary_warm_start cannot change the '
+                             "unary net's model: f_t starts from f_{t-1}'s "
+                             'weights and is read with train_cfg.unary.model')
+        self.unary_warm_start = unary_warm_start
         self.train_final = train_final
         self.seeds = {'type': 'threshold', **(seeds or {})}
         self.superpixels = superpixel_options(superpixels)
         self.mining = mining
         self.unary_labels = unary_labels
+        if not isinstance(superpixel_pooling, bool):
+            raise TypeError('train_cfg.superpixel_pooling must be True or '
+                            f'False, got {superpixel_pooling!r}')
+        if superpixel_pooling and pairwise is None:
+            warnings.warn('train_cfg.superpixel_pooling acts on the pairwise '
+                          'net\'s output: without one (pairwise=None) the '
+                          'refined labels stay the unary ones')
+        self.superpixel_pooling = superpixel_pooling
         self.keep_tags = keep_tags
         self.infer_short_edge = infer_short_edge
         self.energy_samples = energy_samples
@@ -328,14 +364,14 @@ class IterativeAffinityLoop(BaseLoop):
         """f_{T+1} on the last step's labels, then the val loop's metrics
         (None without a val loop)."""
         step = self.num_steps + 1
-        final_cfg = copy.deepcopy(self.stage_cfgs['unary'])
+        final_cfg, init_weights = self._unary_start(step)
         final_cfg.update(copy.deepcopy(self.final_unary))
         targets = self.unary_targets_dir(step)
         weights = self._run_stage(
-            'final/unary', final_cfg,
+            'final/unary', self._with_warm_start(final_cfg, init_weights),
             lambda: dict(weights=self._train_stage(
                 final_cfg, osp.join(self.work_dir, 'final', 'unary'),
-                'final/unary', targets)),
+                'final/unary', targets, init_weights)),
             self._training(f'the final unary net f_{step}', final_cfg,
                            targets))
         model = self.runner.model
@@ -349,14 +385,35 @@ class IterativeAffinityLoop(BaseLoop):
     # --------------------------------------------------------------- stages
     def _stage_unary(self, step: int) -> dict:
         """step_t/unary: f_t on :meth:`unary_targets_dir`."""
-        cfg = self.stage_cfgs['unary']
+        cfg, init_weights = self._unary_start(step)
         targets = self.unary_targets_dir(step)
         return self._run_stage(
-            f'step_{step}/unary', [cfg, targets],
+            f'step_{step}/unary',
+            self._with_warm_start([cfg, targets], init_weights),
             lambda: dict(weights=self._train_stage(
                 cfg, self.step_dir(step, 'unary'), f'step_{step}/unary',
-                targets)),
+                targets, init_weights)),
             self._training(f'the unary net f_{step}', cfg, targets))
+
+    def _unary_start(self, step: int) -> Tuple[dict, Optional[str]]:
+        """The config of f_step (``num_steps + 1``: the final net, before
+        ``final_unary``) and the weights it starts from: f_{step-1}'s with
+        ``unary_warm_start`` after step 0, else None."""
+        cfg = copy.deepcopy(self.stage_cfgs['unary'])
+        if self.unary_warm_start is None or step == 0:
+            return cfg, None
+        cfg.update(copy.deepcopy(self.unary_warm_start))
+        previous = self.manifest.record(f'step_{step - 1}/unary')
+        return cfg, previous['outputs']['weights']
+
+    @staticmethod
+    def _with_warm_start(stage_cfg, init_weights: Optional[str]):
+        """A unary stage's hashed config, marked when it starts from its
+        predecessor (so that runs without ``unary_warm_start`` keep their
+        hashes; the predecessor itself is in the hash chain)."""
+        if init_weights is None:
+            return stage_cfg
+        return [stage_cfg, 'warm_start']
 
     def _stage_unary_labels(self, step: int, unary: dict) -> None:
         """step_t/unary_labels: f_t's output, which mining starts from."""
@@ -388,12 +445,17 @@ class IterativeAffinityLoop(BaseLoop):
                       pairwise_cfg: Optional[dict], pairwise: dict) -> None:
         """step_t/refine: the E-step, alpha_t^p = G_t alpha_t^u."""
         out_dir = self.refined_dir(step)
+        pooling = self.superpixel_pooling and pairwise_cfg is not None
+        # Hashed only when on, so that runs without it keep their hashes.
+        hashed = [unary, pairwise] + (
+            [dict(superpixel_pooling=self.superpixels)] if pooling else [])
         self._run_stage(
             f'step_{step}/refine',
-            self._with_inference(self._with_keep_tags([unary, pairwise])),
+            self._with_inference(self._with_keep_tags(hashed)),
             lambda: dict(summary=self._write_label_maps(
                 unary, pairwise_cfg, pairwise['weights'],
-                dict(refined=out_dir), self._keep_tags_from())),
+                dict(refined=out_dir), self._keep_tags_from(),
+                self._superpixel_cache() if pooling else None)),
             self._writing('the refined labels', out_dir), out_dir=out_dir)
 
     def _stage_confidence(self, step: int) -> dict:
@@ -501,14 +563,16 @@ class IterativeAffinityLoop(BaseLoop):
                 f'config, moved to {stale}')
 
     def _train_stage(self, stage_cfg: dict, work_dir: str, name: str,
-                     label_dir: Optional[str]) -> str:
+                     label_dir: Optional[str],
+                     init_weights: Optional[str] = None) -> str:
         """:func:`~.stage_runner.train_stage` for the running stage, its
         checkpoints marked with the stage's manifest hash (which
         :meth:`_run_stage` has just stored in ``_previous_hash``): chained
         over every stage before it (new seeds make f_0's old checkpoints
         another config's) and the same wherever the work dir lies."""
         return train_stage(stage_cfg, self.runner.cfg, work_dir, name,
-                           label_dir, config_id=self._previous_hash)
+                           label_dir, config_id=self._previous_hash,
+                           init_weights=init_weights)
 
     def _training(self, network: str, stage_cfg: dict,
                   label_dir: Optional[str] = None) -> str:
@@ -586,9 +650,11 @@ class IterativeAffinityLoop(BaseLoop):
     def _write_label_maps(self, unary: dict, pairwise_cfg: Optional[dict],
                           pairwise_weights: Optional[str],
                           out_dirs: dict,
-                          keep_tags_from: Optional[str] = None) -> dict:
+                          keep_tags_from: Optional[str] = None,
+                          superpixel_cache: Optional[SuperpixelCache] = None
+                          ) -> dict:
         """f_t's output and/or the refined labels (``out_dirs``,
-        ``keep_tags_from``: see
+        ``keep_tags_from``, ``superpixel_cache``: see
         :func:`~iaffinity_plugins.labels.refinement.write_label_maps`)."""
         unary_net = self._load_model(self.stage_cfgs['unary']['model'],
                                      unary['weights'])
@@ -596,7 +662,8 @@ class IterativeAffinityLoop(BaseLoop):
             pairwise_cfg['model'], pairwise_weights)
         return write_label_maps(unary_net, refiner, self.dataset, out_dirs,
                                 keep_tags_from=keep_tags_from,
-                                short_edge=self.infer_short_edge)
+                                short_edge=self.infer_short_edge,
+                                superpixel_cache=superpixel_cache)
 
     # ---------------------------------------------------------------- mining
     def _superpixel_cache(self) -> SuperpixelCache:

@@ -131,15 +131,18 @@ def benchmark_dir(work_dir: str, name: str, stage_cfg: dict,
 
 
 def train_variant(stage_cfg: dict, runtime_cfg: Config, out_dir: str,
-                  stage: str, step: int, label_dir: str) -> str:
+                  stage: str, step: int, label_dir: str,
+                  init_weights: Optional[str] = None) -> str:
     """The variant's final weights: trained as the loop trains the stage
-    (:func:`~.stage_runner.train_stage`) into ``out_dir/<stage>``, resumed
-    there, or found there when trained to the end before."""
+    (:func:`~.stage_runner.train_stage`, from ``init_weights`` when given)
+    into ``out_dir/<stage>``, resumed there, or found there when trained to
+    the end before."""
     weights = osp.join(out_dir, stage, FINAL_WEIGHTS)
     if osp.isfile(weights):
         return weights
     return train_stage(stage_cfg, runtime_cfg, osp.join(out_dir, stage),
-                       f'benchmark/step_{step}/{stage}', label_dir)
+                       f'benchmark/step_{step}/{stage}', label_dir,
+                       init_weights=init_weights)
 
 
 def build_dataset(cfg: Config):

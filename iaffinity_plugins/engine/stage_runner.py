@@ -162,7 +162,8 @@ def set_aside_stale_checkpoints(work_dir: str, stage_hash: str) -> None:
 
 
 def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
-                           name: str, label_dir: Optional[str]) -> Config:
+                           name: str, label_dir: Optional[str],
+                           init_weights: Optional[str] = None) -> Config:
     """The full runner config of one stage.
 
     Args:
@@ -175,6 +176,9 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
         work_dir (str): The stage's work dir.
         name (str): Stage name, unique per run (names loggers/visualisers).
         label_dir (str, optional): Label folder the stage trains on.
+        init_weights (str, optional): Weights the network starts from
+            (mmengine's ``load_from`` without resuming) when the stage has
+            no checkpoint of its own to resume from.
     """
     cfg = {key: copy.deepcopy(runtime_cfg[key])
            for key in RUNTIME_KEYS if key in runtime_cfg}
@@ -204,7 +208,8 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
         checkpoint_hook['max_keep_ckpts'] = 2
     checkpoint = resumable_checkpoint(work_dir)
     cfg.update(work_dir=work_dir, experiment_name=name.replace('/', '_'),
-               resume=checkpoint is not None, load_from=checkpoint)
+               resume=checkpoint is not None,
+               load_from=checkpoint or init_weights)
     # mmengine formats the config text (yapf, seconds a time) at the start
     # and at every checkpoint: left unformatted, it is still valid Python.
     return Config(cfg, format_python_code=False)
@@ -212,7 +217,8 @@ def build_stage_runner_cfg(stage_cfg: dict, runtime_cfg: dict, work_dir: str,
 
 def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
                 label_dir: Optional[str] = None,
-                config_id: Optional[str] = None) -> str:
+                config_id: Optional[str] = None,
+                init_weights: Optional[str] = None) -> str:
     """Train a stage's network; returns the path of its final weights.
 
     The weights (``state_dict`` only, under ``state_dict`` like mmengine's
@@ -222,14 +228,15 @@ def train_stage(stage_cfg: dict, runtime_cfg: dict, work_dir: str, name: str,
     exist, so any rank may load them next. ``config_id`` marks the
     checkpoints (:func:`set_aside_stale_checkpoints`): the EM loop passes
     its manifest hash of the stage; by default the hash of ``stage_cfg``
-    and ``label_dir``.
+    and ``label_dir``. ``init_weights``: weights a fresh (not resumed)
+    training starts from.
     """
     if is_main_process():
         set_aside_stale_checkpoints(
             work_dir, config_id or config_hash(stage_cfg, label_dir))
     barrier()
     cfg = build_stage_runner_cfg(stage_cfg, runtime_cfg, work_dir, name,
-                                 label_dir)
+                                 label_dir, init_weights)
     runner = QuietConsoleRunner.from_cfg(cfg)
     runner.train()
     model = runner.model.module if hasattr(runner.model,

@@ -103,6 +103,39 @@ def error_breakdown(confusion: np.ndarray) -> Dict[str, float]:
             for name, (part, total) in counts.items()}
 
 
+def error_costs(confusion: np.ndarray) -> Dict[str, float]:
+    """Precision (mIoU of the labelled pixels) points each kind of error
+    costs: what the precision would gain with those pixels given their
+    ground-truth class.
+
+    Args:
+        confusion (np.ndarray): (K, K + 1) from :func:`confusion_matrix`.
+
+    Returns:
+        dict: ``bg_as_fg`` (objects spilling into the background),
+        ``fg_as_bg`` (objects shrunk) and ``fg_wrong_class`` (objects
+        confused with each other), in precision points.
+    """
+    num_classes = confusion.shape[0]
+    labelled = confusion[:, :num_classes].astype(np.float64)
+    base = _nanmean(_iou(labelled))
+    background_row = np.zeros((num_classes, num_classes), dtype=bool)
+    background_row[0, 1:] = True
+    background_column = np.zeros_like(background_row)
+    background_column[1:, 0] = True
+    wrong_class = ~np.eye(num_classes, dtype=bool)
+    wrong_class[0] = wrong_class[:, 0] = False
+    costs = {}
+    for name, errors in (('bg_as_fg', background_row),
+                         ('fg_as_bg', background_column),
+                         ('fg_wrong_class', wrong_class)):
+        corrected = np.where(errors, 0.0, labelled)
+        corrected[np.diag_indices(num_classes)] += np.where(
+            errors, labelled, 0.0).sum(1)
+        costs[name] = 100 * (_nanmean(_iou(corrected)) - base)
+    return costs
+
+
 def label_quality(confusion: np.ndarray) -> Dict[str, object]:
     """mIoU, precision, labelled fraction and pixel accuracy (percent).
 
@@ -113,8 +146,9 @@ def label_quality(confusion: np.ndarray) -> Dict[str, object]:
     Returns:
         dict: ``miou``, ``precision``, ``labelled_fraction``,
         ``pixel_accuracy`` (floats), ``per_class_iou``,
-        ``per_class_precision`` (lists of K floats, NaN = class absent) and
-        ``errors`` (:func:`error_breakdown`).
+        ``per_class_precision`` (lists of K floats, NaN = class absent),
+        ``errors`` (:func:`error_breakdown`) and ``error_costs``
+        (:func:`error_costs`).
     """
     num_classes = confusion.shape[0]
     labelled = confusion[:, :num_classes]
@@ -132,7 +166,8 @@ def label_quality(confusion: np.ndarray) -> Dict[str, object]:
         pixel_accuracy=100 * float(accuracy),
         per_class_iou=(100 * iou).tolist(),
         per_class_precision=(100 * precision).tolist(),
-        errors=error_breakdown(confusion))
+        errors=error_breakdown(confusion),
+        error_costs=error_costs(confusion))
 
 
 def _label_files(label_dir: str) -> set:
@@ -227,11 +262,17 @@ def format_markdown(result: Dict[str, object],
     lines += ['', '| ' + ' | '.join(SUMMARY_KEYS) + ' |',
               '|' + ' --- |' * len(SUMMARY_KEYS),
               '| ' + ' | '.join(_cell(result[k]) for k in SUMMARY_KEYS) + ' |']
-    errors = result.get('errors')
-    if errors:
-        lines += ['', '| ' + ' | '.join(errors) + ' |',
-                  '|' + ' --- |' * len(errors),
-                  '| ' + ' | '.join(_cell(v) for v in errors.values()) + ' |']
+    for key, title in (('errors', 'percent of the ground-truth background '
+                        '(bg_*) or object (fg_*) pixels'),
+                       ('error_costs', 'precision points each kind of '
+                        'error costs')):
+        table = result.get(key)
+        if table:
+            lines += ['', f'{key}: {title}', '',
+                      '| ' + ' | '.join(table) + ' |',
+                      '|' + ' --- |' * len(table),
+                      '| ' + ' | '.join(_cell(v) for v in table.values())
+                      + ' |']
     return '\n'.join(lines)
 
 

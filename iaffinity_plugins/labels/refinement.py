@@ -6,7 +6,10 @@ tags + background) are written as label maps, either or both
 (:func:`write_label_maps`). With ``min_confidence`` the refined map keeps a
 pixel only where its class has at least that probability in ``alpha_p``
 (over background and the tags); the rest is unknown (255), as the seeds
-leave the uncertain band around objects unknown. With ``keep_tags_from``
+leave the uncertain band around objects unknown. With a superpixel cache
+the refined probabilities G alpha_u are averaged inside each superpixel
+before the argmax: the smoothness within regions that the loss of eq. (8)
+asks of G, applied to its output. With ``keep_tags_from``
 a tagged class that the refined map lost takes its pixels in another label
 folder (the seeds): a tagged object never vanishes from the labels. With
 ``short_edge`` both nets read each image at the short edge they were
@@ -16,17 +19,20 @@ segmentors return ``ori_shape``).
 """
 import os
 import os.path as osp
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from torch import Tensor, nn
 
+from ..models.losses.superpixel_smoothness_loss import superpixel_mean
 from .label_io import IGNORE_INDEX, write_label
 from .label_writer import images_to_write
 from .lost_tags import restore_lost_tags_from
 from .scores import resize_short_edge, restrict_to_tags, unary_scores
+from .superpixels import SuperpixelCache
 
 
 def _resize_to(scores: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -40,7 +46,8 @@ def _resize_to(scores: Tensor, size: Tuple[int, int]) -> Tensor:
 @torch.no_grad()
 def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
                  item: dict, min_confidence: Optional[float] = None,
-                 short_edge: Optional[int] = None
+                 short_edge: Optional[int] = None,
+                 superpixels: Optional[Union[np.ndarray, Tensor]] = None
                  ) -> Dict[str, torch.Tensor]:
     """Unary and refined label maps of one dataset item.
 
@@ -58,6 +65,11 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
             this short edge (the scale they were trained at); their scores
             are resized back to (H, W) bilinearly before the argmax. None:
             the image's own size.
+        superpixels (np.ndarray | Tensor, optional): (H, W) integer
+            superpixel ids of the image: the refined probabilities (over
+            background and the tags) are averaged inside each superpixel
+            before the argmax and ``min_confidence``. The unary map is left
+            as it is.
 
     Returns:
         dict: ``unary`` and ``refined`` label maps, (H, W) uint8.
@@ -84,6 +96,16 @@ def refine_image(unary: nn.Module, refiner: Optional[nn.Module],
     restricted = {name: restrict_to_tags(scores, tags)[0]
                   for name, scores in (('unary', unary_probs),
                                        ('refined', refined_logits))}
+    if superpixels is not None:
+        if tuple(superpixels.shape) != size:
+            raise ValueError(f'superpixels of shape {tuple(superpixels.shape)}'
+                             f' for an image of {size}')
+        # log of the mean probabilities: their softmax is the means again.
+        restricted['refined'] = superpixel_mean(
+            restricted['refined'].softmax(0)[None],
+            torch.as_tensor(superpixels, dtype=torch.long,
+                            device=refined_logits.device)[None]
+        )[0].log()
     maps = {name: scores.argmax(0).to(torch.uint8)
             for name, scores in restricted.items()}
     if min_confidence is not None:
@@ -97,7 +119,9 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
                      progress: bool = True,
                      min_confidence: Optional[float] = None,
                      keep_tags_from: Optional[str] = None,
-                     short_edge: Optional[int] = None) -> dict:
+                     short_edge: Optional[int] = None,
+                     superpixel_cache: Optional[SuperpixelCache] = None
+                     ) -> dict:
     """Write ``<img_id>.png`` maps of :func:`refine_image` for every image.
 
     Args:
@@ -114,6 +138,9 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
             ``<img_id>.png`` gives a tagged class that the refined map lost
             its pixels (:func:`~.lost_tags.restore_lost_tags`).
         short_edge (int, optional): See :func:`refine_image`.
+        superpixel_cache (SuperpixelCache, optional): Where each image's
+            superpixels come from when the refined probabilities are
+            averaged inside them (:func:`refine_image`'s ``superpixels``).
 
     Resumable: an image whose last map (``refined`` when written) exists is
     skipped.
@@ -134,9 +161,12 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
     written = restored = 0
     for item, img_id in images_to_write(dataset, out_dirs[names[-1]],
                                         progress, desc=' + '.join(names)):
+        superpixels = None if superpixel_cache is None else \
+            superpixel_cache.get(img_id, item['inputs'].flip(0).permute(
+                1, 2, 0).contiguous().numpy())  # (3, H, W) BGR -> RGB
         labels = {name: label_map.cpu().numpy() for name, label_map in
                   refine_image(unary, refiner, item, min_confidence,
-                               short_edge).items()}
+                               short_edge, superpixels).items()}
         if keep_tags_from is not None:
             labels['refined'], lost = restore_lost_tags_from(
                 labels['refined'], item['data_samples'].metainfo['tags'],

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 
 from iaffinity_plugins.cli import config_dicts, replace_data_root
@@ -642,6 +643,59 @@ def test_kept_objects_persist_into_the_next_mined_labels(tmp_path):
         assert ((mined != 0) & (mined != 255)).all(), path.name
         lost += ((proposal == 0) | (proposal == 255)).sum()
     assert lost > 0  # else Y_1 would have been all objects by itself
+
+
+def _state_dict(weights) -> dict:
+    return torch.load(str(weights), map_location='cpu')['state_dict']
+
+
+def _same_weights(weights, other) -> bool:
+    first, second = _state_dict(weights), _state_dict(other)
+    return first.keys() == second.keys() and all(
+        torch.equal(first[key], second[key]) for key in first)
+
+
+def test_warm_started_unary_nets_start_from_their_predecessor(tmp_path):
+    """unary_warm_start: f_1 starts from f_0 and the final net from f_1.
+    With no iteration to train, each ends with its predecessor's
+    weights."""
+    config = _tiny_config(tmp_path, num_steps=1)
+    cfg = Config.fromfile(config)
+    cfg.train_cfg.unary_warm_start = dict(
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=0))
+    cfg.train_cfg.final_unary = dict()
+    cfg.dump(config)
+    _finish(config)
+    work_dir = tmp_path / 'work'
+    f_0, f_1, final = (work_dir / stage / 'unary' / 'final_weights.pth'
+                       for stage in ('step_0', 'step_1', 'final'))
+    assert _same_weights(f_0, f_1)
+    assert _same_weights(f_1, final)
+    # Switched off on the finished run: step 0 is reused, f_1 is another
+    # config's and is reported, not silently reused.
+    process = _train(config, '--cfg-options',
+                     'train_cfg.unary_warm_start=None')
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode != 0
+    assert "stage 'step_1/unary'" in output
+    assert "step_0/unary: done, skipped" in output
+
+
+def test_superpixel_pooling_is_hashed_where_it_acts(tmp_path):
+    """superpixel_pooling switched on over a finished run: the E-step is
+    reported as another config's, every stage before it is reused (the
+    pooling itself: test_spn_refiner.py)."""
+    config = _tiny_config(tmp_path, num_steps=0)
+    cfg = Config.fromfile(config)
+    cfg.train_cfg.train_final = False
+    cfg.dump(config)
+    _finish(config)
+    process = _train(config, '--cfg-options',
+                     'train_cfg.superpixel_pooling=True')
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode != 0
+    assert "stage 'step_0/refine'" in output
+    assert 'step_0/pairwise: done, skipped' in output
 
 
 def test_two_gloo_processes_shard_labels_and_finish(tmp_path):

@@ -52,6 +52,24 @@ def test_stage_keeps_two_checkpoints_at_least(tmp_path):
     assert cfg.default_hooks.checkpoint.max_keep_ckpts == -1
 
 
+def test_a_fresh_stage_starts_from_init_weights_a_resumed_one_from_its_own(
+        tmp_path):
+    """init_weights (a warm start) is mmengine's load_from without resume
+    while the stage has no checkpoint; once it has one, it resumes from it
+    and the init weights are not loaded again."""
+    runtime = dict(train_dataloader=dict(dataset=dict(type='X')))
+    stage = dict(model=dict(type='Y'),
+                 train_dataloader=dict(dataset=dict(type='X')))
+    start = str(tmp_path / 'previous.pth')
+    cfg = build_stage_runner_cfg(stage, runtime, str(tmp_path), 'a/b', None,
+                                 init_weights=start)
+    assert (cfg.resume, cfg.load_from) == (False, start)
+    _save(tmp_path / 'iter_2.pth', 2)
+    cfg = build_stage_runner_cfg(stage, runtime, str(tmp_path), 'a/b', None,
+                                 init_weights=start)
+    assert (cfg.resume, cfg.load_from) == (True, str(tmp_path / 'iter_2.pth'))
+
+
 def test_checkpoints_of_another_config_are_set_aside(tmp_path):
     """A stage re-run after a config change trains again: the old config's
     checkpoints are moved aside (kept), its own are resumed from."""

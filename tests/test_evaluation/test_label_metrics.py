@@ -42,6 +42,26 @@ def test_label_quality_hand_computed():
     assert q['pixel_accuracy'] == pytest.approx(100 * 6 / 11)
 
 
+def test_error_costs_hand_computed():
+    """Precision gained with each kind of error given its ground-truth
+    class, on the labelled pixels of PRED (rows gt, columns prediction):
+    [[2, 1, 0], [1, 3, 0], [0, 0, 1]], precision (1/2 + 3/5 + 1) / 3."""
+    costs = label_quality(confusion_matrix(PRED, GT, 3))['error_costs']
+    base = (1 / 2 + 3 / 5 + 1) / 3
+    # bg_as_fg: [[3, 0, 0], [1, 3, 0], [0, 0, 1]]
+    spill = (3 / 4 + 3 / 4 + 1) / 3
+    # fg_as_bg: [[2, 1, 0], [0, 4, 0], [0, 0, 1]]
+    shrink = (2 / 3 + 4 / 5 + 1) / 3
+    assert costs == pytest.approx(dict(bg_as_fg=100 * (spill - base),
+                                       fg_as_bg=100 * (shrink - base),
+                                       fg_wrong_class=0.0))
+    swapped = np.where(GT == 1, 2, np.where(GT == 2, 1, GT)).astype(np.uint8)
+    costs = label_quality(confusion_matrix(swapped, GT, 3))['error_costs']
+    # Every object pixel in the other class: the two object IoUs 0 -> 1.
+    assert costs['fg_wrong_class'] == pytest.approx(100 * 2 / 3)
+    assert costs['bg_as_fg'] == costs['fg_as_bg'] == 0
+
+
 def test_error_breakdown_hand_computed():
     # GT background: 4 pixels (2 right, 1 as class 1, 1 unknown); GT
     # foreground: 7 pixels (1 as background, 4 right, 0 as the other
@@ -58,8 +78,9 @@ def test_error_breakdown_hand_computed():
                                            np.zeros((2, 2), np.uint8), 3))
     assert np.isnan(no_fg['errors']['fg_right'])
     assert to_json_safe(no_fg)['errors']['fg_right'] is None
-    assert '| bg_as_fg |' in format_markdown(label_quality(
-        confusion_matrix(PRED, GT, 3)))
+    markdown = format_markdown(label_quality(confusion_matrix(PRED, GT, 3)))
+    assert '| bg_as_fg | bg_unknown |' in markdown
+    assert '| bg_as_fg | fg_as_bg | fg_wrong_class |' in markdown
 
 
 def test_absent_class_is_left_out_of_the_mean():

@@ -4,6 +4,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 
 from iaffinity_plugins.labels.label_io import read_label
 from tool_scripts import load_tool
@@ -61,3 +62,23 @@ def test_bad_confidence_and_missing_stage_raise(tiny_run):
     with pytest.raises(RuntimeError, match='stage step_3/unary is not done'):
         tool.main([config, work_dir, '--step', '3', '--min-confidence',
                    '0.5'])
+
+
+def test_pooling_follows_the_run_config_unless_told(tiny_run, tmp_path):
+    """Without a flag the tool pools as the run's config says (it redoes
+    the loop's E-step); --superpixel-pooling / --no-superpixel-pooling
+    override it. The pooling itself: test_spn_refiner.py."""
+    config, work_dir = tiny_run
+    tool = load_tool('benchmarks/refined_labels.py')
+    cfg = Config.fromfile(config)
+    cfg.train_cfg.superpixel_pooling = True
+    pooled_config = str(tmp_path / 'pooled.py')
+    cfg.dump(pooled_config)
+    for args, pooled in (([config], False), ([pooled_config], True),
+                         ([config, '--superpixel-pooling'], True),
+                         ([pooled_config, '--no-superpixel-pooling'], False)):
+        result, _ = tool.main([args[0], work_dir, '--step', '1',
+                               '--min-confidence', '0.5', *args[1:]])
+        assert result['superpixel_pooling'] is pooled, args
+        assert result['out_dir'].endswith(
+            '_pooled' if pooled else '_conf0.5'), args

@@ -5,6 +5,7 @@ import os.path as osp
 import re
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from iaffinity_plugins.engine import stage_benchmark as bench
@@ -99,6 +100,30 @@ def test_a_label_variant_trains_elsewhere(tiny_run, tiny_data):
                           'train_cfg.max_iters=3 | ')
     default = tool.run(config, work_dir, 1)
     assert default['out_dir'] != out_dir
+
+
+def test_a_warm_started_run_retrains_f_t_from_its_f_t_minus_1(tiny_run,
+                                                              tmp_path):
+    """With train_cfg.unary_warm_start the tool trains f_1 as such a loop
+    does: from the run's f_0 with the warm-start entries (here no
+    iteration, so it ends with f_0's weights)."""
+    config, work_dir = tiny_run
+    cfg = Config.fromfile(config)
+    cfg.train_cfg.unary_warm_start = dict(
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=0))
+    warm_config = str(tmp_path / 'warm.py')
+    cfg.dump(warm_config)
+    tool = load_tool('benchmarks/unary_step.py')
+    result = tool.run(warm_config, work_dir, 1)
+
+    def weights(path):
+        return torch.load(path, map_location='cpu')['state_dict']
+
+    trained = weights(osp.join(result['out_dir'], 'unary',
+                               'final_weights.pth'))
+    f_0 = weights(bench.stage_weights(work_dir, 'step_0/unary'))
+    assert trained.keys() == f_0.keys()
+    assert all(torch.equal(trained[key], f_0[key]) for key in f_0)
 
 
 def test_default_labels_and_bad_inputs(tiny_run, tmp_path):

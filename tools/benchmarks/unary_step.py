@@ -12,7 +12,9 @@ or ``--step 1 --label-dir WORK_DIR/step_0/labels`` (f_1 on Y_0 instead of
 the refined labels).
 
 Only step T's unary net f_T is retrained, as the EM loop trains it: its
-stage config ``train_cfg.unary`` (``CONFIG`` with ``--cfg-options``) on, by
+stage config ``train_cfg.unary`` (``CONFIG`` with ``--cfg-options``; with
+``train_cfg.unary_warm_start`` and T >= 1 its entries, starting from the
+run's f_{T-1}) on, by
 default, the labels the loop trains f_T on (``step_{T-1}/refined``, or
 ``step_{T-1}/labels`` with ``train_cfg.unary_labels='mined'``; the seeds
 ``step_0/seeds`` for T = 0). Everything goes to a fresh
@@ -81,11 +83,16 @@ def run(config: str, work_dir: str, step: int = 1,
     run_output = osp.join(work_dir, *compare_with.split('/'))
     labels = bench.check_label_dir(label_dir or bench.unary_training_labels(
         work_dir, step, cfg.train_cfg.get('unary_labels', 'refined')))
-    stage_cfg = cfg.train_cfg.to_dict()['unary']
+    loop_cfg = cfg.train_cfg.to_dict()
+    stage_cfg, init_weights = loop_cfg['unary'], None
+    if loop_cfg.get('unary_warm_start') is not None and step > 0:
+        # As the loop's f_T: from f_{T-1}'s weights with these entries.
+        stage_cfg.update(loop_cfg['unary_warm_start'])
+        init_weights = bench.stage_weights(work_dir, f'step_{step - 1}/unary')
     out_dir = bench.benchmark_dir(work_dir, f'unary_step{step}', stage_cfg,
                                   labels)
     weights = bench.train_variant(stage_cfg, cfg, out_dir, 'unary', step,
-                                  labels)
+                                  labels, init_weights)
     dataset = bench.build_dataset(cfg)
     unary = load_model(stage_cfg['model'], weights, bench.default_device())
     output = osp.join(out_dir, 'unary_labels')

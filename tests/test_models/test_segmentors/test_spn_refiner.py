@@ -297,27 +297,55 @@ def test_gate_affinity_loss_alone_links_regions_and_cuts_boundaries():
     assert end[pairs['neg']].mean() < 0.1
 
 
-def test_e_step_leaves_low_confidence_refined_pixels_unknown():
-    """refine_image(min_confidence=c): the refined map where alpha_p (over
-    background and the tags) gives its class at least c, 255 elsewhere;
-    the unary map is unchanged."""
+def _propagating_e_step():
+    """A refiner whose gates propagate, a (12, 16) item for it, and the
+    item's refined probabilities alpha_p over background and its tag (1,
+    0, 0), normalised: (K, 12, 16)."""
     refiner = make_refiner(head=PURE_HEAD).eval()
     for p in refiner.head.conv_gates.parameters():
         nn.init.normal_(p, std=0.5)
     sample = make_samples(1, (12, 16))[0]
     item = dict(inputs=torch.rand(3, 12, 16) * 255, data_samples=sample)
-    dense = refine_image(refiner.unary, refiner, item)
-    banded = refine_image(refiner.unary, refiner, item, min_confidence=0.6)
-
     batch = refiner.data_preprocessor(pseudo_collate([item]), False)
     probs = refiner.unary_probs(batch['inputs'], batch['data_samples'])
     alpha_p = refiner.refine(batch['inputs'], probs)[0].exp()[0]
-    alpha_p[2:] = 0  # classes 2, 3 are not tagged (tags 1, 0, 0)
-    confident = alpha_p.max(0).values / alpha_p.sum(0) >= 0.6
+    alpha_p[2:] = 0  # classes 2, 3 are not tagged
+    return refiner, item, alpha_p / alpha_p.sum(0)
+
+
+def test_e_step_leaves_low_confidence_refined_pixels_unknown():
+    """refine_image(min_confidence=c): the refined map where alpha_p (over
+    background and the tags) gives its class at least c, 255 elsewhere;
+    the unary map is unchanged."""
+    refiner, item, alpha_p = _propagating_e_step()
+    dense = refine_image(refiner.unary, refiner, item)
+    banded = refine_image(refiner.unary, refiner, item, min_confidence=0.6)
+    confident = alpha_p.max(0).values >= 0.6
     assert 0 < confident.float().mean() < 1  # the test has both kinds
     assert torch.equal(banded['unary'], dense['unary'])
     assert torch.equal(banded['refined'],
                        dense['refined'].masked_fill(~confident, 255))
+
+
+def test_e_step_pools_refined_probabilities_in_superpixels():
+    """refine_image(superpixels=S): the refined class of a superpixel is the
+    argmax of alpha_p (over background and the tags) averaged inside it
+    (G_s alpha_u); one pixel per superpixel is the unpooled map; the unary
+    map is unchanged."""
+    refiner, item, alpha_p = _propagating_e_step()
+    dense = refine_image(refiner.unary, refiner, item)
+    blocks = (torch.arange(12)[:, None] // 4) * 4 + torch.arange(16) // 4
+    pooled = refine_image(refiner.unary, refiner, item, superpixels=blocks)
+    singletons = refine_image(refiner.unary, refiner, item,
+                              superpixels=torch.arange(12 * 16).view(12, 16))
+    expected = torch.empty(12, 16, dtype=torch.uint8)
+    for block in blocks.unique():
+        inside = blocks == block
+        expected[inside] = alpha_p[:, inside].mean(1).argmax().item()
+    assert torch.equal(pooled['refined'], expected)
+    assert not torch.equal(expected, dense['refined'])  # pooling acts here
+    assert torch.equal(singletons['refined'], dense['refined'])
+    assert torch.equal(pooled['unary'], dense['unary'])
 
 
 def test_boundary_perturbation_feeds_the_training_input(monkeypatch):
