@@ -82,10 +82,10 @@ ABLATIONS = dict(
          ('pairwise', 'mining.mode')),
     no_mining=(lambda loop: loop['mining']['mode'] == 'none',
                ('mining.mode', )),
-    # without G the refined labels are f_t's own output: f_{t+1} trains on
-    # the mined Y_t instead
-    no_pairwise=(lambda loop: loop['pairwise'] is None and
-                 loop['unary_labels'] == 'mined',
+    # without G the refined labels are f_t's own output, so f_{t+1} trains
+    # on the mined Y_t instead, unless they are pooled in superpixels
+    no_pairwise=(lambda loop: loop['pairwise'] is None and (
+        loop['unary_labels'] == 'mined' or loop.get('superpixel_pooling')),
                  ('pairwise', 'unary_labels')),
     no_smoothness=(
         lambda loop: loop['pairwise']['model']['loss_smooth'] is None and
@@ -115,7 +115,12 @@ def test_fully_supervised_reference_is_the_final_unary(data):
         CONFIG_DIR, 'ablations', f'fully_supervised_{data}.py')).to_dict()
     loop = Config.fromfile(osp.join(CONFIG_DIR,
                                     BASES[data])).to_dict()['train_cfg']
-    final = {**loop['unary'], **loop.get('final_unary', {})}
+    # A loop whose final net starts from f_T names the schedule its
+    # reference needs from ImageNet weights.
+    base = Config.fromfile(osp.join(CONFIG_DIR, BASES[data])).to_dict()
+    final = {**loop['unary'], **loop.get('final_unary', {}),
+             **base.get('reference_schedule', {})}
+    assert ('reference_schedule' in base) == ('unary_warm_start' in loop)
     assert cfg['model'] == final['model']
     assert cfg['optim_wrapper'] == final['optim_wrapper']
     assert cfg['param_scheduler'] == final['param_scheduler']

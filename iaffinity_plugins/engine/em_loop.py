@@ -43,7 +43,6 @@ stage folder.
 import copy
 import os
 import os.path as osp
-import warnings
 from functools import cached_property
 from typing import Callable, List, Optional, Tuple
 
@@ -154,8 +153,8 @@ class IterativeAffinityLoop(BaseLoop):
             probabilities G alpha_u inside each superpixel before the
             argmax (the smoothness within regions that the loss of eq. (8)
             asks of G, applied to its output): the refined labels follow
-            the image's region boundaries. Only with a pairwise net
-            (without one the refined labels stay the unary ones).
+            the image's region boundaries. Without a pairwise net the
+            refined labels are the unary probabilities pooled alike.
         keep_tags (bool): A tagged class that a mined or refined map lost
             takes its pixels in the seeds (which keep every tag): a tagged
             object never vanishes from the labels a net trains on
@@ -240,10 +239,6 @@ class IterativeAffinityLoop(BaseLoop):
         if not isinstance(superpixel_pooling, bool):
             raise TypeError('train_cfg.superpixel_pooling must be True or '
                             f'False, got {superpixel_pooling!r}')
-        if superpixel_pooling and pairwise is None:
-            warnings.warn('train_cfg.superpixel_pooling acts on the pairwise '
-                          'net\'s output: without one (pairwise=None) the '
-                          'refined labels stay the unary ones')
         self.superpixel_pooling = superpixel_pooling
         self.keep_tags = keep_tags
         self.infer_short_edge = infer_short_edge
@@ -445,7 +440,7 @@ class IterativeAffinityLoop(BaseLoop):
                       pairwise_cfg: Optional[dict], pairwise: dict) -> None:
         """step_t/refine: the E-step, alpha_t^p = G_t alpha_t^u."""
         out_dir = self.refined_dir(step)
-        pooling = self.superpixel_pooling and pairwise_cfg is not None
+        pooling = self.superpixel_pooling
         # Hashed only when on, so that runs without it keep their hashes.
         hashed = [unary, pairwise] + (
             [dict(superpixel_pooling=self.superpixels)] if pooling else [])
