@@ -649,6 +649,15 @@ def _state_dict(weights) -> dict:
     return torch.load(str(weights), map_location='cpu')['state_dict']
 
 
+def _stopped_by_a_changed_stage(config: str, option: str) -> str:
+    """The console output of a finished ``config`` run again with one
+    ``--cfg-options`` entry, which must stop it."""
+    process = _train(config, '--cfg-options', option)
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode != 0
+    return output
+
+
 def _same_weights(weights, other) -> bool:
     first, second = _state_dict(weights), _state_dict(other)
     return first.keys() == second.keys() and all(
@@ -673,10 +682,8 @@ def test_warm_started_unary_nets_start_from_their_predecessor(tmp_path):
     assert _same_weights(f_1, final)
     # Switched off on the finished run: step 0 is reused, f_1 is another
     # config's and is reported, not silently reused.
-    process = _train(config, '--cfg-options',
-                     'train_cfg.unary_warm_start=None')
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode != 0
+    output = _stopped_by_a_changed_stage(config,
+                                         'train_cfg.unary_warm_start=None')
     assert "stage 'step_1/unary'" in output
     assert "step_0/unary: done, skipped" in output
 
@@ -690,10 +697,8 @@ def test_superpixel_pooling_is_hashed_where_it_acts(tmp_path):
     cfg.train_cfg.train_final = False
     cfg.dump(config)
     _finish(config)
-    process = _train(config, '--cfg-options',
-                     'train_cfg.superpixel_pooling=True')
-    output, _ = process.communicate(timeout=900)
-    assert process.returncode != 0
+    output = _stopped_by_a_changed_stage(
+        config, 'train_cfg.superpixel_pooling=True')
     assert "stage 'step_0/refine'" in output
     assert 'step_0/pairwise: done, skipped' in output
 
