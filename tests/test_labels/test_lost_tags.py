@@ -70,7 +70,7 @@ def test_write_label_maps_restores_lost_tags_from_the_seeds(tmp_path,
     calls = iter([0, 1])
 
     def fake_refine_image(unary, refiner, item, min_confidence,
-                          short_edge):
+                          short_edge, superpixels):
         index = next(calls)
         maps = dict(unary=refined[index], refined=refined[index])
         return {name: torch.from_numpy(m) for name, m in maps.items()}
