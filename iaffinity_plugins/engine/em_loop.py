@@ -62,8 +62,8 @@ from .checkpoint import load_checkpoint_strict, load_model
 from .console import announce
 from .manifest import Manifest, config_hash
 from .report import build_report, step_summary
-from .stage_configs import (pairwise_stage_cfg, set_superpixels,
-                            superpixel_cache_dir, superpixel_options)
+from .stage_configs import (pairwise_stage_cfg, run_superpixel_cache,
+                            set_superpixels, superpixel_options)
 from .stage_runner import train_stage
 
 UNARY_LABELS = ('mined', 'refined')
@@ -662,8 +662,7 @@ class IterativeAffinityLoop(BaseLoop):
 
     # ---------------------------------------------------------------- mining
     def _superpixel_cache(self) -> SuperpixelCache:
-        return SuperpixelCache(superpixel_cache_dir(self.work_dir),
-                               **self.superpixels)
+        return run_superpixel_cache(self.work_dir, self.superpixels)
 
     def _train_confidence(self, step: int) -> str:
         cfg = copy.deepcopy(self.stage_cfgs['confidence'])

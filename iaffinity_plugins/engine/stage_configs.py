@@ -9,6 +9,7 @@ import copy
 import os.path as osp
 from typing import Optional
 
+from ..labels.superpixels import SuperpixelCache
 from .stage_runner import set_transform_options, stage_pipeline
 
 # The loop's superpixel method when ``train_cfg.superpixels`` names none.
@@ -23,6 +24,18 @@ def superpixel_options(superpixels: Optional[dict]) -> dict:
 def superpixel_cache_dir(work_dir: str) -> str:
     """The run's superpixel cache, ``<work_dir>/superpixels``."""
     return osp.join(work_dir, 'superpixels')
+
+
+def run_superpixel_cache(work_dir: str,
+                         superpixels: Optional[dict]) -> SuperpixelCache:
+    """The run's superpixel cache as the loop reads it.
+
+    Args:
+        work_dir (str): The run's work dir.
+        superpixels (dict, optional): ``train_cfg.superpixels``.
+    """
+    return SuperpixelCache(superpixel_cache_dir(work_dir),
+                           **superpixel_options(superpixels))
 
 
 def set_superpixels(stage_cfg: dict, work_dir: str,

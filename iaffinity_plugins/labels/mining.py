@@ -37,7 +37,7 @@ from iaffinity_plugins.labels.label_writer import load_images, pending_images
 from iaffinity_plugins.labels.lost_tags import restore_lost_tags_from
 from iaffinity_plugins.labels.scores import (allowed_classes,
                                              resize_short_edge)
-from iaffinity_plugins.labels.superpixels import SuperpixelCache
+from iaffinity_plugins.labels.superpixels import SuperpixelCache, item_rgb
 from iaffinity_plugins.plugins import hookimpl
 
 MINING_MODES = ('relabel', 'confirm', 'majority', 'none')
@@ -361,7 +361,7 @@ def mine_labels(model: Optional[torch.nn.Module],
         out_path = osp.join(out_dir, f'{img_id}.png')
         label_path = osp.join(label_dir, f'{img_id}.png')
         labels = read_label(label_path)
-        rgb = item['inputs'].flip(0).permute(1, 2, 0).contiguous().numpy()
+        rgb = item_rgb(item)
         if labels.shape != rgb.shape[:2]:
             raise ValueError(f'{label_path} has shape {labels.shape} but the '
                              f'image {img_id} is {rgb.shape[:2]}; the mining '

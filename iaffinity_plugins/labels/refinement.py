@@ -32,7 +32,7 @@ from .label_io import IGNORE_INDEX, write_label
 from .label_writer import images_to_write
 from .lost_tags import restore_lost_tags_from
 from .scores import resize_short_edge, restrict_to_tags, unary_scores
-from .superpixels import SuperpixelCache
+from .superpixels import SuperpixelCache, item_rgb
 
 
 def _resize_to(scores: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -162,8 +162,7 @@ def write_label_maps(unary: nn.Module, refiner: Optional[nn.Module],
     for item, img_id in images_to_write(dataset, out_dirs[names[-1]],
                                         progress, desc=' + '.join(names)):
         superpixels = None if superpixel_cache is None else \
-            superpixel_cache.get(img_id, item['inputs'].flip(0).permute(
-                1, 2, 0).contiguous().numpy())  # (3, H, W) BGR -> RGB
+            superpixel_cache.get(img_id, item_rgb(item))
         labels = {name: label_map.cpu().numpy() for name, label_map in
                   refine_image(unary, refiner, item, min_confidence,
                                short_edge, superpixels).items()}

@@ -94,6 +94,19 @@ def compute_superpixels(image: np.ndarray,
     return np.asarray(superpixels, dtype=np.int32)
 
 
+def item_rgb(item: dict) -> np.ndarray:
+    """The image of a packed dataset item as superpixel methods read it.
+
+    Args:
+        item (dict): A dataset item whose ``inputs`` is the (3, H, W) BGR
+            uint8 tensor ``PackSegInputs`` makes.
+
+    Returns:
+        np.ndarray: The RGB image of shape (H, W, 3), uint8.
+    """
+    return item['inputs'].flip(0).permute(1, 2, 0).contiguous().numpy()
+
+
 class SuperpixelCache:
     """Superpixels computed once per image and stored compressed on disk.
 

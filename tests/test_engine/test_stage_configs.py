@@ -4,8 +4,10 @@ import json
 
 from iaffinity_plugins.engine.manifest import config_hash
 from iaffinity_plugins.engine.stage_configs import (pairwise_stage_cfg,
+                                                    run_superpixel_cache,
                                                     set_superpixels,
                                                     superpixel_options)
+from iaffinity_plugins.transforms.loading import LoadSuperpixels
 
 PAIRWISE = dict(
     model=dict(type='SPNRefiner', unary=None, head=dict(type='SPNHead')),
@@ -48,3 +50,13 @@ def test_set_superpixels_reaches_a_wrapped_dataset_pipeline():
     assert cfg['train_dataloader']['dataset']['dataset']['pipeline'] == [
         dict(type='LoadSuperpixels', cache_dir='run/superpixels',
              method='slic', n_segments=50)]
+
+
+def test_the_loop_reads_the_cache_its_pipelines_load_from():
+    cfg = dict(pipeline=[dict(type='LoadSuperpixels', cache_dir=None)])
+    set_superpixels(cfg, 'run', dict(scale=100))
+    options = {k: v for k, v in cfg['pipeline'][0].items() if k != 'type'}
+    assert run_superpixel_cache('run', dict(scale=100)).folder == \
+        LoadSuperpixels(**options).cache.folder
+    assert run_superpixel_cache('run', dict(scale=200)).folder != \
+        LoadSuperpixels(**options).cache.folder

@@ -3,11 +3,13 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from iaffinity_plugins.labels import superpixels as sp_module
 from iaffinity_plugins.labels.superpixels import (SuperpixelCache,
                                                   compute_superpixels,
-                                                  felzenszwalb_superpixels)
+                                                  felzenszwalb_superpixels,
+                                                  item_rgb)
 
 
 def two_halves(height: int = 24, width: int = 32) -> np.ndarray:
@@ -74,3 +76,13 @@ def test_cache_recovers_from_corrupt_file_and_wrong_shape(tmp_path):
     with pytest.warns(UserWarning, match='has shape'):
         assert cache.get('a', two_halves(30, 32)).shape == (30, 32)
     assert not [n for n in os.listdir(cache.folder) if n.endswith('.tmp')]
+
+
+def test_item_rgb_turns_the_packed_bgr_tensor_back_into_the_image():
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    # PackSegInputs: the loaded BGR image as a (3, H, W) tensor.
+    item = dict(inputs=torch.from_numpy(bgr).permute(2, 0, 1))
+    rgb = item_rgb(item)
+    assert rgb.shape == (5, 7, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])

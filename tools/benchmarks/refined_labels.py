@@ -36,14 +36,13 @@ import iaffinity_plugins  # noqa: F401  (before mmseg: compat + registration)
 from iaffinity_plugins.engine import stage_benchmark as bench
 from iaffinity_plugins.engine.checkpoint import load_model
 from iaffinity_plugins.engine.em_loop import seeds_dir
-from iaffinity_plugins.engine.stage_configs import (superpixel_cache_dir,
-                                                    superpixel_options)
+from iaffinity_plugins.engine.stage_configs import run_superpixel_cache
 from iaffinity_plugins.evaluation.label_metrics import evaluate_label_dir
 from iaffinity_plugins.labels.refinement import write_label_maps
-from iaffinity_plugins.labels.superpixels import SuperpixelCache
 
 HEADER = ('| run | step | min confidence | pooled | mIoU | precision | '
-          'labelled | bg as fg | bg unknown | fg as bg | fg wrong class | fg unknown |')
+          'labelled | bg as fg | bg unknown | fg as bg | fg wrong class | '
+          'fg unknown |')
 # The error breakdown columns (``label_metrics.error_breakdown``).
 ERROR_COLUMNS = ('bg_as_fg', 'bg_unknown', 'fg_as_bg', 'fg_wrong_class',
                  'fg_unknown')
@@ -86,11 +85,9 @@ def run(config: str, work_dir: str, step: int,
                      min_confidence=min_confidence,
                      keep_tags_from=keep_tags_from,
                      short_edge=cfg.train_cfg.get('infer_short_edge'),
-                     superpixel_cache=SuperpixelCache(
-                         superpixel_cache_dir(work_dir),
-                         **superpixel_options(cfg.train_cfg.get(
-                             'superpixels'))) if superpixel_pooling
-                     else None)
+                     superpixel_cache=run_superpixel_cache(
+                         work_dir, cfg.train_cfg.get('superpixels'))
+                     if superpixel_pooling else None)
     quality = evaluate_label_dir(labels, dataset)
     result = dict(run=work_dir, step=step, min_confidence=min_confidence,
                   superpixel_pooling=superpixel_pooling,
