@@ -39,15 +39,15 @@ from iaffinity_plugins.cli import (add_launcher_args, init_launcher,
                                    load_config, process_group_scope,
                                    summed_over_ranks)
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
+from iaffinity_plugins.engine.stage_configs import (run_superpixel_cache,
+                                                    set_superpixels)
 from iaffinity_plugins.engine.stage_runner import (FINAL_WEIGHTS,
                                                    innermost_dataset,
-                                                   set_transform_options,
                                                    stage_pipeline,
                                                    train_stage)
 from iaffinity_plugins.labels.label_writer import record_options
 from iaffinity_plugins.labels.mining import (CLASSIFIER_MODES, MINING_MODES,
                                              check_mining_mode, mine_labels)
-from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.registry import DATASETS, MODELS
 
 STAGE_KEYS = ('model', 'train_dataloader', 'optim_wrapper', 'param_scheduler',
@@ -62,19 +62,19 @@ def mining_settings(cfg) -> Tuple[dict, dict, dict]:
     nested = cfg.get('train_cfg', {}).get('confidence')
     if nested is not None:
         loop = cfg.train_cfg
-        return (copy.deepcopy(nested), dict(loop.get('superpixels', {})),
+        return (copy.deepcopy(nested), dict(loop.get('superpixels') or {}),
                 dict(loop.get('mining', {})))
     missing = [key for key in STAGE_KEYS if key not in cfg]
     if missing:
         raise KeyError(f'{cfg.filename} has neither train_cfg.confidence nor '
                        f'the top-level keys {missing}')
     return ({key: copy.deepcopy(cfg[key]) for key in STAGE_KEYS},
-            dict(cfg.get('superpixels', {})), dict(cfg.get('mining', {})))
+            dict(cfg.get('superpixels') or {}), dict(cfg.get('mining', {})))
 
 
-def with_superpixels(stage_cfg: dict, cache_dir: str, superpixels: dict
+def with_superpixels(stage_cfg: dict, work_dir: str, superpixels: dict
                      ) -> dict:
-    """The stage config with ``LoadSuperpixels`` reading the cache.
+    """The stage config with ``LoadSuperpixels`` reading the run's cache.
 
     Added right after the image loader when the pipeline lacks it, so any
     segmentation training config can train the classifier.
@@ -82,8 +82,7 @@ def with_superpixels(stage_cfg: dict, cache_dir: str, superpixels: dict
     pipeline = stage_pipeline(stage_cfg)
     if not any(t.get('type') == 'LoadSuperpixels' for t in pipeline):
         pipeline.insert(1, dict(type='LoadSuperpixels'))
-    set_transform_options(pipeline, 'LoadSuperpixels', cache_dir=cache_dir,
-                          **superpixels)
+    set_superpixels(stage_cfg, work_dir, superpixels)
     return stage_cfg
 
 
@@ -126,12 +125,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     check_mining_mode(mode, 'mining.mode')
     ratio, threshold = mining.get('ratio', 0.8), mining.get('threshold', 0.7)
     short_edge = cfg.train_cfg.get('infer_short_edge')
-    cache_dir = osp.join(cfg.work_dir, 'superpixels')
     confidence_dir = osp.join(cfg.work_dir, 'confidence')
     checkpoint = args.checkpoint or osp.join(confidence_dir, FINAL_WEIGHTS)
     training = None
     if mode in CLASSIFIER_MODES and args.checkpoint is None:
-        training = with_superpixels(stage_cfg, cache_dir, superpixels)
+        training = with_superpixels(stage_cfg, cfg.work_dir, superpixels)
     dataset_cfg = mine_dataset_cfg(cfg, stage_cfg)
     classifier = dict(model=stage_cfg['model'],
                       checkpoint=osp.abspath(checkpoint), training=training)
@@ -151,7 +149,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         load_checkpoint_strict(model, checkpoint)
     summary = summed_over_ranks(mine_labels(
         model, DATASETS.build(dataset_cfg), args.labels, args.out,
-        SuperpixelCache(cache_dir, **superpixels), ratio=ratio,
+        run_superpixel_cache(cfg.work_dir, superpixels), ratio=ratio,
         threshold=threshold, mode=mode,
         keep_objects_from=args.keep_objects_from, short_edge=short_edge))
     if is_main_process():

@@ -146,7 +146,8 @@ train_cfg = dict(
     # Three EM steps after the initialisation: on the photo demo the labels
     # still climb at step 3 (unary 63.2 -> 65.0, refined 68.2 -> 69.4) and
     # the final net reaches 69.8 val against 68.4 after two steps
-    # (docs/benchmarks.md); each step costs about 7.5 min on 2 CPU cores.
+    # (docs/benchmarks.md); each step costs 7.5-9.5 min there on 2 CPU
+    # cores.
     num_steps=3,
     cam=dict(model=cam_model, pipeline=cam_pipeline, **schedule(800, 5e-4)),
     unary=dict(model=unary_model, pipeline=unary_pipeline,

@@ -33,6 +33,11 @@ def run_superpixel_cache(work_dir: str,
     Args:
         work_dir (str): The run's work dir.
         superpixels (dict, optional): ``train_cfg.superpixels``.
+
+    Returns:
+        SuperpixelCache: The cache under ``<work_dir>/superpixels`` with the
+        default method filled in: the folder the ``LoadSuperpixels`` of
+        :func:`set_superpixels` reads.
     """
     return SuperpixelCache(superpixel_cache_dir(work_dir),
                            **superpixel_options(superpixels))

@@ -46,10 +46,10 @@ from mmengine.registry import init_default_scope
 from iaffinity_plugins.cli import (init_launcher, load_config,
                                    summed_over_ranks)
 from iaffinity_plugins.engine.checkpoint import load_checkpoint_strict
+from iaffinity_plugins.engine.stage_configs import run_superpixel_cache
 from iaffinity_plugins.labels.mining import mine_labels
 from iaffinity_plugins.labels.refinement import write_label_maps
 from iaffinity_plugins.labels.seeds import write_seeds
-from iaffinity_plugins.labels.superpixels import SuperpixelCache
 from iaffinity_plugins.registry import DATASETS, MODELS
 
 DEMO = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'configs',
@@ -129,7 +129,7 @@ def worker(config: str, out_dir: str, threads: int) -> None:
                                                    'threshold')
               if key in stages.mining}
     folder = {name: osp.join(out_dir, name) for name in (
-        'seeds', 'refined', 'unary_labels', 'mined', 'superpixels')}
+        'seeds', 'refined', 'unary_labels', 'mined')}
     work = dict(
         seeds=lambda: write_seeds(cam, dataset, folder['seeds'], seeds,
                                   progress=False, **cam_options)['written'],
@@ -140,7 +140,7 @@ def worker(config: str, out_dir: str, threads: int) -> None:
             short_edge=stages.get('infer_short_edge'))['images'],
         mine=lambda: mine_labels(
             classifier, dataset, folder['refined'], folder['mined'],
-            SuperpixelCache(folder['superpixels'], **stages.superpixels),
+            run_superpixel_cache(out_dir, stages.get('superpixels')),
             progress=False, short_edge=stages.get('infer_short_edge'),
             **mining)['images'])
     timings = {}
