@@ -91,11 +91,33 @@ ABLATIONS = dict(
         lambda loop: loop['pairwise']['model']['loss_smooth'] is None and
         loop['pairwise']['model']['type'] == 'SPNRefiner',
         ('pairwise.model.loss_smooth', 'pairwise.pipeline')),
+    # the own-data recipe leaves L_s out: its ablation puts it back
+    smoothness=(
+        lambda loop: loop['pairwise']['model']['loss_smooth'] is not None
+        and any(t['type'] == 'LoadSuperpixels'
+                for t in loop['pairwise']['pipeline']),
+        ('pairwise.model.loss_smooth', 'pairwise.pipeline')),
 )
+# (ablation, data) of every shipped ablation config
+SHIPPED_ABLATIONS = [
+    (ablation, data) for ablation in sorted(ABLATIONS)
+    for data in sorted(BASES) if osp.exists(
+        osp.join(CONFIG_DIR, 'ablations', f'{ablation}_{data}.py'))]
 
 
 @pytest.mark.parametrize('data', sorted(BASES))
-@pytest.mark.parametrize('ablation', sorted(ABLATIONS))
+def test_every_base_has_the_papers_ablations(data):
+    shipped = {ablation for ablation, base in SHIPPED_ABLATIONS
+               if base == data}
+    # L_s switched one way or the other, whichever the base does not do
+    assert shipped in ({'psa', 'no_mining', 'no_pairwise', 'no_smoothness'},
+                       {'psa', 'no_mining', 'no_pairwise', 'smoothness'})
+    base = Config.fromfile(osp.join(CONFIG_DIR, BASES[data])).train_cfg
+    assert ('smoothness' in shipped) == (
+        base.pairwise.model.loss_smooth is None)
+
+
+@pytest.mark.parametrize('ablation,data', SHIPPED_ABLATIONS)
 def test_ablation_changes_only_its_switch(ablation, data):
     cfg = Config.fromfile(
         osp.join(CONFIG_DIR, 'ablations', f'{ablation}_{data}.py')).to_dict()

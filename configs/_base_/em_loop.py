@@ -38,10 +38,12 @@ spn_head = dict(
     propagation_stride=2,
     # mean of the 4 scans, not SPN's max: docs/benchmarks.md
     merge='mean')
+# The region smoothness loss L_s of eq. (8).
+smoothness_loss = dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0)
 pairwise_model = dict(
     type='SPNRefiner',
     unary=None,  # the trained unary net of the step, filled in by the loop
-    loss_smooth=dict(type='SuperpixelSmoothnessLoss', loss_weight=1.0))
+    loss_smooth=smoothness_loss)
 confidence_model = dict(
     type='RegionClassifier', hidden_channels=128, num_classes=None)
 
