@@ -156,9 +156,9 @@ val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 train_cfg = dict(
     # Three EM steps after the initialisation: on the photo demo the labels
-    # still climb at step 3 (unary 63.2 -> 65.0, refined 68.2 -> 69.4) and
-    # the final net reaches 69.8 val against 68.4 after two steps
-    # (docs/benchmarks.md); each step costs 7.5-9.5 min there on 2 CPU
+    # still climb at step 3 (unary 64.8 -> 66.3, refined 70.3 -> 71.5; with
+    # L_s the final net reached 69.8 val after three steps, 68.4 after
+    # two: docs/benchmarks.md); each step costs 7.5-9.5 min there on 2 CPU
     # cores.
     num_steps=3,
     cam=dict(model=cam_model, pipeline=cam_pipeline, **schedule(800, 5e-4)),
