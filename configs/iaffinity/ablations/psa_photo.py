@@ -2,7 +2,8 @@
 # AffinityNet (AffinityRefiner, a random walk on learned affinities) on
 # ImageNet lite0 levels 2-4 in place of the SPN, and confident regions by
 # the 80 % superpixel rule without the region classifier (see
-# psa_synthetic.py). Everything else as photo_demo.py.
+# psa_synthetic.py). Everything else as photo_demo.py, whose pairwise
+# pipeline (labelled crops, no superpixels) serves AffinityNet too.
 #   python tools/train.py configs/iaffinity/ablations/psa_photo.py
 _base_ = ['../photo_demo.py']
 
@@ -26,8 +27,5 @@ train_cfg = dict(
                 # of 144-224 px photos are ~2x smaller: ~256 / 2^2 steps
                 # spread as far (diffusion distance grows as sqrt(t))
                 num_iters=64),
-            loss_affinity=dict(type='AffinityLoss')),
-        pipeline=_base_.load_labels + [
-            _base_.train_resize, *_base_.crop_flip,
-            dict(type='PackWSSSInputs')]),
+            loss_affinity=dict(type='AffinityLoss'))),
     mining=dict(mode='majority'))
