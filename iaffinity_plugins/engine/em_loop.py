@@ -155,6 +155,12 @@ class IterativeAffinityLoop(BaseLoop):
             asks of G, applied to its output): the refined labels follow
             the image's region boundaries. Without a pairwise net the
             refined labels are the unary probabilities pooled alike.
+        refined_min_confidence (float, optional): The E-step leaves a
+            refined pixel unknown (255) when its class has a smaller
+            probability (after ``superpixel_pooling``; over background and
+            the tags): f_{t+1} learns the confident part of alpha_t^p and
+            decides the uncertain regions itself, as f_0 does the seeds'
+            band. None: every pixel labelled.
         keep_tags (bool): A tagged class that a mined or refined map lost
             takes its pixels in the seeds (which keep every tag): a tagged
             object never vanishes from the labels a net trains on
@@ -188,6 +194,7 @@ class IterativeAffinityLoop(BaseLoop):
                  mining: Optional[dict] = None,
                  unary_labels: str = 'refined',
                  superpixel_pooling: bool = False,
+                 refined_min_confidence: Optional[float] = None,
                  keep_tags: bool = False,
                  final_unary: Optional[dict] = None,
                  unary_warm_start: Optional[dict] = None,
@@ -240,6 +247,13 @@ class IterativeAffinityLoop(BaseLoop):
             raise TypeError('train_cfg.superpixel_pooling must be True or '
                             f'False, got {superpixel_pooling!r}')
         self.superpixel_pooling = superpixel_pooling
+        if refined_min_confidence is not None and (
+                isinstance(refined_min_confidence, bool)
+                or not isinstance(refined_min_confidence, (int, float))
+                or not 0 < refined_min_confidence <= 1):
+            raise ValueError('train_cfg.refined_min_confidence must be in '
+                             f'(0, 1] or None, got {refined_min_confidence!r}')
+        self.refined_min_confidence = refined_min_confidence
         self.keep_tags = keep_tags
         self.infer_short_edge = infer_short_edge
         self.energy_samples = energy_samples
@@ -441,16 +455,19 @@ class IterativeAffinityLoop(BaseLoop):
         """step_t/refine: the E-step, alpha_t^p = G_t alpha_t^u."""
         out_dir = self.refined_dir(step)
         pooling = self.superpixel_pooling
-        # Hashed only when on, so that runs without it keep their hashes.
+        # Hashed only when on, so that runs without them keep their hashes.
         hashed = [unary, pairwise] + (
-            [dict(superpixel_pooling=self.superpixels)] if pooling else [])
+            [dict(superpixel_pooling=self.superpixels)] if pooling else []) + (
+            [dict(refined_min_confidence=self.refined_min_confidence)]
+            if self.refined_min_confidence is not None else [])
         self._run_stage(
             f'step_{step}/refine',
             self._with_inference(self._with_keep_tags(hashed)),
             lambda: dict(summary=self._write_label_maps(
                 unary, pairwise_cfg, pairwise['weights'],
                 dict(refined=out_dir), self._keep_tags_from(),
-                self._superpixel_cache() if pooling else None)),
+                self._superpixel_cache() if pooling else None,
+                self.refined_min_confidence)),
             self._writing('the refined labels', out_dir), out_dir=out_dir)
 
     def _stage_confidence(self, step: int) -> dict:
@@ -646,16 +663,17 @@ class IterativeAffinityLoop(BaseLoop):
                           pairwise_weights: Optional[str],
                           out_dirs: dict,
                           keep_tags_from: Optional[str] = None,
-                          superpixel_cache: Optional[SuperpixelCache] = None
-                          ) -> dict:
+                          superpixel_cache: Optional[SuperpixelCache] = None,
+                          min_confidence: Optional[float] = None) -> dict:
         """f_t's output and/or the refined labels (``out_dirs``,
-        ``keep_tags_from``, ``superpixel_cache``: see
+        ``keep_tags_from``, ``superpixel_cache``, ``min_confidence``: see
         :func:`~iaffinity_plugins.labels.refinement.write_label_maps`)."""
         unary_net = self._load_model(self.stage_cfgs['unary']['model'],
                                      unary['weights'])
         refiner = None if pairwise_cfg is None else self._load_model(
             pairwise_cfg['model'], pairwise_weights)
         return write_label_maps(unary_net, refiner, self.dataset, out_dirs,
+                                min_confidence=min_confidence,
                                 keep_tags_from=keep_tags_from,
                                 short_edge=self.infer_short_edge,
                                 superpixel_cache=superpixel_cache)

@@ -688,19 +688,36 @@ def test_warm_started_unary_nets_start_from_their_predecessor(tmp_path):
     assert "step_0/unary: done, skipped" in output
 
 
-def test_superpixel_pooling_is_hashed_where_it_acts(tmp_path):
-    """superpixel_pooling switched on over a finished run: the E-step is
-    reported as another config's, every stage before it is reused (the
-    pooling itself: test_spn_refiner.py)."""
+def test_e_step_options_act_and_are_hashed_where_they_act(tmp_path):
+    """refined_min_confidence leaves the refined labels' unsure pixels
+    unknown (f_t's output keeps every pixel); it and superpixel_pooling,
+    switched over a finished run, report the E-step as another config's
+    and reuse every stage before it (the banding and pooling themselves:
+    test_spn_refiner.py)."""
     config = _tiny_config(tmp_path, num_steps=0)
     cfg = Config.fromfile(config)
     cfg.train_cfg.train_final = False
+    cfg.train_cfg.refined_min_confidence = 0.999
     cfg.dump(config)
     _finish(config)
-    output = _stopped_by_a_changed_stage(
-        config, 'train_cfg.superpixel_pooling=True')
-    assert "stage 'step_0/refine'" in output
-    assert 'step_0/pairwise: done, skipped' in output
+    step_0 = tmp_path / 'work' / 'step_0'
+    unknown = {folder: sum((read_label(str(path)) == 255).sum()
+                           for path in (step_0 / folder).glob('*.png'))
+               for folder in ('refined', 'unary_labels')}
+    assert unknown['refined'] > 0 and unknown['unary_labels'] == 0
+    for option in ('train_cfg.superpixel_pooling=True',
+                   'train_cfg.refined_min_confidence=None'):
+        output = _stopped_by_a_changed_stage(config, option)
+        assert "stage 'step_0/refine'" in output, option
+        assert 'step_0/pairwise: done, skipped' in output, option
+
+
+@pytest.mark.parametrize('confidence', [0, -0.5, 1.5, '0.7', True])
+def test_bad_refined_min_confidence_is_named(tmp_path, confidence):
+    with pytest.raises(ValueError, match=r'train_cfg.refined_min_confidence '
+                       r'must be in \(0, 1\] or None, got '
+                       + re.escape(repr(confidence))):
+        _loop(tmp_path, refined_min_confidence=confidence)
 
 
 def test_two_gloo_processes_shard_labels_and_finish(tmp_path):
