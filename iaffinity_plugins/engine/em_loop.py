@@ -17,7 +17,8 @@ Stage order (each stage is skipped when ``manifest.json`` records it done)::
                            the "no pairwise" ablation)
       step_t/refine        alpha_t^p = G_t alpha_t^u -> step_t/refined
                            (``superpixel_pooling``: averaged inside each
-                           superpixel)
+                           superpixel; ``refined_min_confidence``: unsure
+                           pixels unknown)
       step_t/evaluate      Table-5 metrics, Table-7 energies (refined, mined)
     final/unary          train f_{T+1} on alpha_T^p; evaluated by the val loop
 
