@@ -382,12 +382,16 @@ def test_old_mining_mode_and_missing_classifier_are_reported(tmp_path):
                                        'step_1/labels']
 
 
-@pytest.mark.parametrize('short_edge', [0, -5, 160.0, '160', True])
-def test_bad_infer_short_edge_is_named(tmp_path, short_edge):
-    with pytest.raises(ValueError, match=r'train_cfg.infer_short_edge must '
-                       r'be a positive number of pixels or None, got '
-                       + re.escape(repr(short_edge))):
-        _loop(tmp_path, infer_short_edge=short_edge)
+@pytest.mark.parametrize('key, value, requirement', [
+    *(('infer_short_edge', value, 'be a positive number of pixels or None')
+      for value in (0, -5, 160.0, '160', True)),
+    *(('refined_min_confidence', value, 'be in (0, 1] or None')
+      for value in (0, -0.5, 1.5, '0.7', True)),
+])
+def test_bad_loop_setting_is_named(tmp_path, key, value, requirement):
+    with pytest.raises(ValueError, match=re.escape(
+            f'train_cfg.{key} must {requirement}, got {value!r}')):
+        _loop(tmp_path, **{key: value})
 
 
 def _finished_outputs(work_dir) -> dict:
@@ -710,14 +714,6 @@ def test_e_step_options_act_and_are_hashed_where_they_act(tmp_path):
         output = _stopped_by_a_changed_stage(config, option)
         assert "stage 'step_0/refine'" in output, option
         assert 'step_0/pairwise: done, skipped' in output, option
-
-
-@pytest.mark.parametrize('confidence', [0, -0.5, 1.5, '0.7', True])
-def test_bad_refined_min_confidence_is_named(tmp_path, confidence):
-    with pytest.raises(ValueError, match=r'train_cfg.refined_min_confidence '
-                       r'must be in \(0, 1\] or None, got '
-                       + re.escape(repr(confidence))):
-        _loop(tmp_path, refined_min_confidence=confidence)
 
 
 def test_two_gloo_processes_shard_labels_and_finish(tmp_path):

@@ -64,10 +64,12 @@ def test_bad_confidence_and_missing_stage_raise(tiny_run):
                    '0.5'])
 
 
-def test_pooling_follows_the_run_config_unless_told(tiny_run, tmp_path):
-    """Without a flag the tool pools as the run's config says (it redoes
-    the loop's E-step); --superpixel-pooling / --no-superpixel-pooling
-    override it. The pooling itself: test_spn_refiner.py."""
+def test_pooling_and_band_follow_the_run_config_unless_told(tiny_run,
+                                                           tmp_path):
+    """Without a flag the tool pools and bands as the run's config says (it
+    redoes the loop's E-step); --superpixel-pooling /
+    --no-superpixel-pooling and --min-confidence override it. The pooling
+    and the band themselves: test_spn_refiner.py."""
     config, work_dir = tiny_run
     tool = load_tool('benchmarks/refined_labels.py')
     cfg = Config.fromfile(config)
@@ -82,3 +84,9 @@ def test_pooling_follows_the_run_config_unless_told(tiny_run, tmp_path):
         assert result['superpixel_pooling'] is pooled, args
         assert result['out_dir'].endswith(
             '_pooled' if pooled else '_conf0.5'), args
+    cfg.train_cfg.refined_min_confidence = 0.6
+    cfg.dump(pooled_config)
+    for args, confidence in (([], 0.6), (['--min-confidence', '0.5'], 0.5)):
+        result, _ = tool.main([pooled_config, work_dir, '--step', '1', *args])
+        assert result['min_confidence'] == confidence, args
+        assert result['out_dir'].endswith(f'_conf{confidence}_pooled'), args

@@ -11,7 +11,8 @@ manifest records them, alpha_T^p = G_T alpha_T^u, lost tags given their
 seed pixels when the config has ``keep_tags``), except that
 ``--min-confidence C`` leaves a refined pixel whose class has a probability
 below C (over background and the image's tags) unknown (255), as the seeds
-leave the uncertain band around objects unknown, and
+leave the uncertain band around objects unknown (the loop's
+``train_cfg.refined_min_confidence``, the default when the run sets it), and
 ``--superpixel-pooling`` averages the refined probabilities inside each of
 the run's superpixels before the argmax (the loop's
 ``train_cfg.superpixel_pooling``, which is the default;
@@ -62,12 +63,15 @@ def run(config: str, work_dir: str, step: int,
         min_confidence: Optional[float] = None,
         superpixel_pooling: Optional[bool] = None) -> dict:
     """Write and measure step ``step``'s refined labels, banded and/or
-    pooled (module docstring; ``superpixel_pooling`` None: as the run's
-    config); returns the result (also in ``result.json``)."""
+    pooled (module docstring; ``min_confidence``, ``superpixel_pooling``
+    None: as the run's config); returns the result (also in
+    ``result.json``)."""
     if min_confidence is not None and not 0 < min_confidence <= 1:
         raise ValueError(
             f'--min-confidence must be in (0, 1], got {min_confidence}')
     cfg = bench.load_run_config(config, None, work_dir)
+    if min_confidence is None:
+        min_confidence = cfg.train_cfg.get('refined_min_confidence')
     if superpixel_pooling is None:
         superpixel_pooling = cfg.train_cfg.get('superpixel_pooling', False)
     model_cfg = bench.run_pairwise_stage_cfg(cfg, work_dir, step)['model']
@@ -105,7 +109,8 @@ def main(argv: Optional[List[str]] = None) -> Tuple[dict, str]:
         'EM step T whose refined labels are written', 0)
     parser.add_argument('--min-confidence', type=float,
                         help='refined pixels below this class probability '
-                        'are unknown')
+                        "are unknown (default: the run's "
+                        'train_cfg.refined_min_confidence)')
     parser.add_argument('--superpixel-pooling',
                         action=argparse.BooleanOptionalAction,
                         help='average the refined probabilities inside '
